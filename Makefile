@@ -1,0 +1,56 @@
+# confer: `make run` starts the platform, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# Debian packages the test suite starts for real (databases, browser, speech synthesis).
+TEST_DEBS := postgresql redis-server chromium espeak-ng sox
+RUN_DEBS :=
+
+.PHONY: run install test bench lint format system-deps-test clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/confer serve
+
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP) $@
+
+system-deps-test:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run as root)"; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: system-deps-test $(TEST_STAMP)
+	$(PY) -m pytest
+
+bench: system-deps-test $(TEST_STAMP)
+	$(PY) -m bench
+
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format: $(TEST_STAMP)
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,1 @@
+"""The HTTP edge: FastAPI routes, dependencies and middleware over the domain services."""

@@ -1,0 +1,49 @@
+"""FastAPI dependencies: the app context, a database session, the authenticated user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from confer.context import AppContext
+from confer.db.models import User
+from confer.errors import token_invalid
+
+
+def get_ctx(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+async def get_session(ctx: Ctx) -> AsyncIterator[AsyncSession]:
+    async with ctx.db.session() as s:
+        yield s
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise token_invalid("Missing bearer token in the Authorization header")
+    return token.strip()
+
+
+async def current_user(request: Request, ctx: Ctx, s: Session) -> User:
+    claims = ctx.codec.decode_access(bearer_token(request))
+    user = await s.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        raise token_invalid("The token's user no longer exists")
+    # Rate limiting and logs key on the user once known.
+    request.state.user_id = user.id
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

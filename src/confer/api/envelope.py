@@ -1,0 +1,105 @@
+"""The contract's response envelope: `{code, message, data, timestamp}` or
+`{code, message, error: {type, details}, timestamp}` for every response, errors included.
+
+`code` is the HTTP status on success and on errors without a business code; where the contract
+defines one (10001 ... 40002) `code` carries it, so a client can switch on `code` alone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from fastapi import Response
+from pydantic import BaseModel, Field, PlainSerializer
+
+T = TypeVar("T")
+
+
+def iso(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_iso() -> str:
+    return iso(datetime.now(UTC))
+
+
+# The contract writes instants as 2025-10-01T10:00:00Z.
+Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str, when_used="json")]
+
+
+class Envelope(BaseModel, Generic[T]):
+    code: int = 200
+    message: str = "success"
+    data: T
+    timestamp: str = Field(default_factory=now_iso)
+
+
+class ErrorBody(BaseModel):
+    type: str
+    details: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    code: int
+    message: str
+    error: ErrorBody
+    timestamp: str
+
+
+class Page(BaseModel, Generic[T]):
+    """The contract's pagination shape."""
+
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+    total_pages: int
+
+
+def total_pages(total: int, page_size: int) -> int:
+    return (total + page_size - 1) // page_size if page_size else 0
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def error_response(
+    status: int,
+    message: str,
+    err_type: str,
+    details: Any = None,
+    code: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {
+        "code": code if code is not None else status,
+        "message": message,
+        "error": {"type": err_type, "details": details if details is not None else message},
+        "timestamp": now_iso(),
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": desc}
+    for status, desc in {
+        400: "Invalid request",
+        401: "Not authenticated (10004 token invalid, 10005 token expired)",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Conflict",
+        413: "Payload too large",
+        415: "Unsupported media type",
+        429: "Too many requests",
+        500: "Internal error",
+        503: "Service unavailable",
+    }.items()
+}

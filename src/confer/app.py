@@ -1,0 +1,126 @@
+"""The ASGI application factory: routers, envelope error handlers, middleware, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from confer import __version__
+from confer.api.envelope import ERROR_RESPONSES, JSONResponse, error_response
+from confer.api.middleware import install_middleware
+from confer.api.routes import auth, health, users
+from confer.config import Settings, load_settings
+from confer.context import AppContext
+from confer.errors import AppError
+
+log = logging.getLogger("confer")
+
+API_PREFIX = "/api/v1"
+
+_HTTP_TYPES = {
+    400: "BadRequest",
+    401: "AuthenticationError",
+    403: "PermissionDenied",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    429: "RateLimited",
+}
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, object]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        out.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return error_response(
+            exc.status, exc.message, exc.type, exc.details, exc.envelope_code, exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        first = details[0] if details else {"field": "body", "message": "invalid"}
+        return error_response(
+            400,
+            f"Invalid request: {first['field']}: {first['message']}",
+            "ValidationError",
+            details,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        return error_response(
+            exc.status_code,
+            message,
+            _HTTP_TYPES.get(exc.status_code, "HTTPError"),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(
+            500,
+            "Internal server error",
+            "InternalError",
+            "An unexpected error occurred; it has been logged",
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    ctx = AppContext.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ctx.start()
+        for hook in app.state.startup_hooks:
+            await hook(ctx)
+        try:
+            yield
+        finally:
+            for hook in reversed(app.state.shutdown_hooks):
+                await hook(ctx)
+            await ctx.close()
+
+    app = FastAPI(
+        title="confer",
+        version=__version__,
+        description="REST half of the confer meeting platform (see docs/protocol.md for the "
+        "WebSocket signaling).",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.ctx = ctx
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    install_error_handlers(app)
+    for module in (auth, users):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    install_middleware(app, settings)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for `uvicorn --factory` and worker processes."""
+    return create_app(load_settings())

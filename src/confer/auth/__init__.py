@@ -1,0 +1,1 @@
+"""Credentials: argon2id password hashes, JWT access tokens, rotating refresh tokens."""

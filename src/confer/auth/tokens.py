@@ -1,0 +1,104 @@
+"""JWT access tokens with the contract's claims, and opaque refresh / session tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from confer.errors import token_expired, token_invalid
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    username: str
+    email: str
+    exp: int
+
+
+class TokenCodec:
+    def __init__(self, secret: str, issuer: str, access_ttl: int) -> None:
+        self.secret = secret
+        self.issuer = issuer
+        self.access_ttl = access_ttl
+
+    def issue_access(self, user_id: int, username: str, email: str) -> str:
+        now = int(time.time())
+        claims = {
+            "user_id": user_id,
+            "username": username,
+            "email": email,
+            "iat": now,
+            "exp": now + self.access_ttl,
+            "nbf": now,
+            "iss": self.issuer,
+            "sub": str(user_id),
+        }
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+    def decode_access(self, token: str) -> AccessClaims:
+        """Raise 10005 for an expired token and 10004 for anything else wrong with it."""
+        claims = self._decode(token, required=["exp", "iat", "nbf", "iss", "sub", "user_id"])
+        if claims.get("typ") not in (None, "access"):
+            raise token_invalid("Not an access token")
+        try:
+            user_id = int(claims["user_id"])
+        except (TypeError, ValueError):
+            raise token_invalid("Malformed user_id claim") from None
+        if str(user_id) != str(claims["sub"]):
+            raise token_invalid("Inconsistent subject")
+        return AccessClaims(
+            user_id, str(claims.get("username", "")), str(claims.get("email", "")), claims["exp"]
+        )
+
+    def issue_session(self, user_id: int, meeting_id: int, participant_id: int, ttl: int) -> str:
+        """A meeting-scoped token returned by join, accepted by the signaling socket."""
+        now = int(time.time())
+        claims = {
+            "typ": "session",
+            "user_id": user_id,
+            "meeting_id": meeting_id,
+            "participant_id": participant_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "iss": self.issuer,
+            "sub": str(user_id),
+        }
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+    def decode_session(self, token: str) -> dict[str, Any]:
+        claims = self._decode(token, required=["exp", "sub", "meeting_id", "user_id"])
+        if claims.get("typ") != "session":
+            raise token_invalid("Not a session token")
+        return claims
+
+    def _decode(self, token: str, required: list[str]) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                token,
+                self.secret,
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                options={"require": required},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError:
+            raise token_expired() from None
+        except jwt.PyJWTError as exc:
+            raise token_invalid(str(exc) or "Token is invalid") from None
+
+
+def new_opaque_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

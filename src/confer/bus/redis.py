@@ -1,0 +1,68 @@
+"""Redis pub/sub bus: every process sees every message on the topics it subscribed to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from confer.bus.base import EventBus
+
+log = logging.getLogger(__name__)
+PREFIX = "confer:bus:"
+
+
+class RedisBus(EventBus):
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.redis = aioredis.from_url(url)
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.redis.ping()
+        # A placeholder channel keeps the pub/sub connection alive before the first topic.
+        await self._pubsub.subscribe(PREFIX + "_")
+        self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
+
+    async def close(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()
+        await self.redis.aclose()
+        await super().close()
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> None:
+        await self.redis.publish(PREFIX + topic, orjson.dumps(message))
+
+    async def _on_first_subscriber(self, topic: str) -> None:
+        await self._pubsub.subscribe(PREFIX + topic)
+
+    async def _on_last_unsubscribed(self, topic: str) -> None:
+        await self._pubsub.unsubscribe(PREFIX + topic)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                msg = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redis bus read failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if msg is None or msg.get("type") != "message":
+                continue
+            channel = msg["channel"].decode()
+            try:
+                payload = orjson.loads(msg["data"])
+            except orjson.JSONDecodeError:
+                continue
+            await self._dispatch(channel.removeprefix(PREFIX), payload)

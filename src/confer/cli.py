@@ -1,0 +1,182 @@
+"""The `confer` command: serve, migrate, user create."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+
+from confer.config import InsecureConfiguration, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from confer.db.migrate import upgrade
+
+    if args.data_dir:
+        os.environ["CONFER_DATA_DIR"] = args.data_dir
+    settings = load_settings()
+    try:
+        settings.resolve_secret()  # fail fast, before binding a port
+    except InsecureConfiguration as exc:
+        print(f"confer: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not args.no_migrate:
+        upgrade(settings.effective_database_url)
+    ssl: dict[str, str] = {}
+    if args.cert or args.key:
+        if not (args.cert and args.key):
+            print("confer: --cert and --key go together", file=sys.stderr)
+            return 2
+        ssl = {"ssl_certfile": args.cert, "ssl_keyfile": args.key}
+    elif args.tls:
+        from confer.tls import ensure_self_signed
+
+        cert, key = ensure_self_signed(settings.data_dir, args.host)
+        ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    scheme = "https" if ssl else "http"
+    print(f"confer: serving on {scheme}://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    uvicorn.run(
+        "confer.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("CONFER_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        ws_max_size=settings.ws_max_message_bytes,
+        ws_per_message_deflate=True,
+        timeout_graceful_shutdown=5,
+        **ssl,  # type: ignore[arg-type]
+    )
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from confer.db.migrate import upgrade
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    print("confer: database is at the latest schema", file=sys.stderr)
+    return 0
+
+
+def _user_create(args: argparse.Namespace) -> int:
+    from confer.context import AppContext
+    from confer.db.migrate import upgrade
+    from confer.errors import AppError
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    password = args.password or os.environ.get("CONFER_NEW_USER_PASSWORD")
+    if not password:
+        password = getpass.getpass("Password: ")
+
+    async def create() -> int:
+        ctx = AppContext.build(settings)
+        try:
+            async with ctx.db.session() as s:
+                user = await ctx.accounts.register(
+                    s, args.username, args.email, password, args.full_name or ""
+                )
+                print(f"created user {user.username} (user_id {user.id})")
+            return 0
+        except AppError as exc:
+            print(f"confer: {exc.message}: {exc.details}", file=sys.stderr)
+            return 1
+        finally:
+            await ctx.db.dispose()
+
+    return asyncio.run(create())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="confer",
+        description="confer: a self-hostable video-meeting platform. Settings come from "
+        "CONFER_* environment variables (see the README).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="apply migrations and run the platform",
+        description="Apply database migrations, then serve the REST API, the signaling "
+        "WebSocket and the web client.",
+    )
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("CONFER_HOST", "127.0.0.1"),
+        help="address to bind (default 127.0.0.1; CONFER_HOST)",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("CONFER_PORT", "8000")),
+        help="port to bind (default 8000; CONFER_PORT)",
+    )
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS/WSS with a self-signed certificate kept in the data dir",
+    )
+    serve.add_argument("--cert", help="PEM certificate for HTTPS (with --key)")
+    serve.add_argument("--key", help="PEM private key for HTTPS (with --cert)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("CONFER_WORKERS", "1")),
+        help="HTTP worker processes (default 1; more need CONFER_REDIS_URL)",
+    )
+    serve.add_argument("--data-dir", help="overrides CONFER_DATA_DIR")
+    serve.add_argument("--no-migrate", action="store_true", help="skip applying migrations")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="log every request",
+    )
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Bring the database at CONFER_DATABASE_URL (or the "
+        "SQLite file in CONFER_DATA_DIR) to the latest schema.",
+    )
+    migrate.set_defaults(func=_migrate)
+
+    user = sub.add_parser("user", help="manage users", description="Manage user accounts.")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    create = user_sub.add_parser(
+        "create",
+        help="create a user account",
+        description="Create an account (the password is asked for "
+        "unless --password or CONFER_NEW_USER_PASSWORD is given).",
+    )
+    create.add_argument("username")
+    create.add_argument("email")
+    create.add_argument("--full-name", default="")
+    create.add_argument("--password")
+    create.set_defaults(func=_user_create)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

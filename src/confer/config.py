@@ -1,0 +1,117 @@
+"""Settings: every knob is a `CONFER_*` environment variable (see README, "Settings")."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets that appear in tutorials and example configs: refused outside dev mode.
+WELL_KNOWN_SECRETS = frozenset(
+    {
+        "secret",
+        "changeme",
+        "change-me",
+        "your-secret-key",
+        "your_secret_key",
+        "jwt-secret",
+        "supersecret",
+        "password",
+        "confer",
+        "development",
+        "test",
+        "secret-key",
+        "mysecret",
+    }
+)
+MIN_SECRET_LENGTH = 32
+
+
+class InsecureConfiguration(RuntimeError):
+    """Raised when production mode would start with a weak setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONFER_", extra="ignore")
+
+    # Where SQLite, uploads, generated secrets and certificates live.
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    redis_url: str = ""
+    # dev: generate and keep a random secret; prod: refuse weak ones.
+    mode: Literal["dev", "prod"] = "dev"
+    secret_key: str = ""
+    public_url: str = ""
+
+    access_token_ttl: int = 86400
+    refresh_token_ttl: int = 30 * 86400
+    jwt_issuer: str = "meeting-system"
+
+    stun_servers: list[str] = Field(default_factory=lambda: [])
+    turn_urls: list[str] = Field(default_factory=lambda: [])
+    turn_secret: str = ""
+    turn_ttl: int = 86400
+
+    cors_origins: list[str] = Field(default_factory=lambda: [])
+
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_page_size: int = 100
+
+    # Token buckets: sustained requests/second and burst, per client IP and per user.
+    rate_limit_rps: float = 50.0
+    rate_limit_burst: int = 200
+    auth_rate_limit_rps: float = 0.5
+    auth_rate_limit_burst: int = 10
+
+    # Signaling.
+    ws_idle_timeout: float = 60.0
+    ws_heartbeat_interval: float = 30.0
+    ws_resume_grace: float = 30.0
+    ws_max_message_bytes: int = 64 * 1024
+    ws_send_queue: int = 256
+    ws_rate_limit_rps: float = 20.0
+    ws_rate_limit_burst: int = 60
+    chat_max_length: int = 4000
+    max_screen_shares: int = 1
+
+    @cached_property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "confer.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    def resolve_secret(self) -> str:
+        """Return the JWT secret, generating a persistent one in dev mode."""
+        key = self.secret_key
+        if key:
+            weak = len(key) < MIN_SECRET_LENGTH or key.lower() in WELL_KNOWN_SECRETS
+            if weak and self.mode == "prod":
+                raise InsecureConfiguration(
+                    f"CONFER_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters "
+                    "and not a well-known value"
+                )
+            return key
+        if self.mode == "prod":
+            raise InsecureConfiguration("CONFER_SECRET_KEY is required when CONFER_MODE=prod")
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+
+def load_settings() -> Settings:
+    return Settings()

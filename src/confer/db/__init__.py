@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, async sessions and Alembic migrations."""

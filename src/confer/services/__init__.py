@@ -1,0 +1,1 @@
+"""Domain services: the rules of accounts, meetings and files, independent of HTTP."""

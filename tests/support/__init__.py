@@ -1,0 +1,1 @@
+"""Real servers for the tests: PostgreSQL, Redis and `confer serve`, started on loopback."""
