@@ -18,7 +18,7 @@ $(PY):
 	$(PIP) install -q --upgrade pip setuptools wheel
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[media,ai]'
 	touch $@
 
 install: $(STAMP)
@@ -27,7 +27,7 @@ run: install
 	$(VENV)/bin/confer serve
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,media,ai]'
 	touch $(STAMP) $@
 
 system-deps-test:

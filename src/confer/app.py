@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from confer import __version__
 from confer.api.envelope import ERROR_RESPONSES, JSONResponse, error_response
 from confer.api.middleware import install_middleware
-from confer.api.routes import auth, health, users
+from confer import signaling
+from confer.api.routes import ai, auth, health, media, meetings, users
 from confer.config import Settings, load_settings
 from confer.context import AppContext
 from confer.errors import AppError
@@ -114,9 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     install_error_handlers(app)
-    for module in (auth, users):
+    for module in (auth, users, meetings, media, ai):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    signaling.install(app)
     install_middleware(app, settings)
     return app
 
