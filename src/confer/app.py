@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from confer import __version__
 from confer.api.envelope import ERROR_RESPONSES, JSONResponse, error_response
 from confer.api.middleware import install_middleware
-from confer import signaling
+from confer import signaling, web
 from confer.api.routes import ai, auth, health, media, meetings, users
 from confer.config import Settings, load_settings
 from confer.context import AppContext
@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     signaling.install(app)
+    web.install(app)
     install_middleware(app, settings)
     return app
 
