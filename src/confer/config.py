@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Secrets that appear in tutorials and example configs: refused outside dev mode.
 WELL_KNOWN_SECRETS = frozenset(
@@ -51,12 +52,13 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = 30 * 86400
     jwt_issuer: str = "meeting-system"
 
-    stun_servers: list[str] = Field(default_factory=lambda: [])
-    turn_urls: list[str] = Field(default_factory=lambda: [])
+    # Lists are comma-separated (or JSON arrays) in the environment.
+    stun_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     turn_secret: str = ""
     turn_ttl: int = 86400
 
-    cors_origins: list[str] = Field(default_factory=lambda: [])
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     max_upload_bytes: int = 50 * 1024 * 1024
     max_page_size: int = 100
@@ -77,6 +79,16 @@ class Settings(BaseSettings):
     ws_rate_limit_burst: int = 60
     chat_max_length: int = 4000
     max_screen_shares: int = 1
+
+    @field_validator("stun_servers", "turn_urls", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @cached_property
     def sqlite_path(self) -> Path:
