@@ -1,0 +1,160 @@
+"""One WebSocket as the hub sees it: a bounded send queue, a rate limit, an activity clock.
+
+Sends never block the caller: messages are queued and written by a short-lived flusher task,
+so one client that cannot keep up only ever fills its own queue. When the queue is full the
+connection is given up (`SLOW_CONSUMER`) instead of holding the room back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from confer.signaling.codec import Codec, Outbound
+from confer.signaling.protocol import CloseCode
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+CLOSE_TIMEOUT = 5.0
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return True
+        return False
+
+
+class Connection:
+    __slots__ = (
+        "_close_task",
+        "_flusher",
+        "_send",
+        "abuse",
+        "close_code",
+        "close_reason",
+        "closed",
+        "codec",
+        "last_activity",
+        "on_overflow",
+        "queue",
+        "queue_limit",
+        "rate",
+    )
+
+    def __init__(
+        self,
+        send: Send,
+        codec: Codec,
+        *,
+        queue_limit: int,
+        rate: float,
+        burst: float,
+        on_overflow: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self._send = send
+        self.codec = codec
+        self.queue: deque[str | bytes] = deque()
+        self.queue_limit = queue_limit
+        self._flusher: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        self.closed = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.last_activity = time.monotonic()
+        self.rate = TokenBucket(rate, burst)
+        # Refused messages (malformed, not allowed, over the rate): sustained abuse closes.
+        self.abuse = TokenBucket(max(1.0, rate / 2), max(20.0, burst))
+        self.on_overflow = on_overflow
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def push(self, out: Outbound) -> None:
+        self.push_wire(out.wire(self.codec))
+
+    def push_wire(self, data: str | bytes) -> None:
+        if self.closed:
+            return
+        if len(self.queue) >= self.queue_limit:
+            self.queue.clear()
+            self.abort(CloseCode.SLOW_CONSUMER, "Send queue overflow: the client is too slow")
+            if self.on_overflow is not None:
+                self.on_overflow(self)
+            return
+        self.queue.append(data)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self.queue:
+                data = self.queue.popleft()
+                if isinstance(data, str):
+                    await self._send({"type": "websocket.send", "text": data})
+                else:
+                    await self._send({"type": "websocket.send", "bytes": data})
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the peer is gone; the receive loop will notice and clean up
+            self.closed = True
+            self.queue.clear()
+        finally:
+            self._flusher = None
+
+    # --- closing ----------------------------------------------------------------------------
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send what is queued, then a close frame; give up on a peer that does not read."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code, self.close_reason = code, reason
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            if self._flusher is not None:
+                # The flusher stops on its own when the queue is empty.
+                await asyncio.wait_for(asyncio.shield(self._flusher), CLOSE_TIMEOUT)
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            await asyncio.wait_for(self._send_close(code, reason), CLOSE_TIMEOUT)
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+
+    def abort(self, code: int, reason: str) -> None:
+        """Close without waiting for the queue (it is dropped): for slow consumers."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code, self.close_reason = code, reason
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        self._close_task = asyncio.create_task(self._abort_close(code, reason))
+
+    async def _abort_close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            await asyncio.wait_for(self._send_close(code, reason), CLOSE_TIMEOUT)
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close from synchronous code (bus handlers, sweeps), after what is queued."""
+        if self.closed or self._close_task is not None:
+            return
+        self._close_task = asyncio.create_task(self.close(code, reason))
