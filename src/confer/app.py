@@ -10,11 +10,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from confer import __version__
+from confer import __version__, signaling, web
 from confer.api.envelope import ERROR_RESPONSES, JSONResponse, error_response
 from confer.api.middleware import install_middleware
-from confer import signaling, web
 from confer.api.routes import ai, auth, health, media, meetings, users
+from confer.api.routes import docs as api_docs
+from confer.api.routes import metrics as metrics_route
 from confer.config import Settings, load_settings
 from confer.context import AppContext
 from confer.errors import AppError
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="REST half of the confer meeting platform (see docs/protocol.md for the "
         "WebSocket signaling).",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served offline by api.routes.docs
         redoc_url=None,
         lifespan=lifespan,
         default_response_class=JSONResponse,
@@ -118,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, users, meetings, media, ai):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
+    api_docs.install(app, API_PREFIX)
     signaling.install(app)
     web.install(app)
     install_middleware(app, settings)

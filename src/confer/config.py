@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     auth_rate_limit_rps: float = 0.5
     auth_rate_limit_burst: int = 10
 
+    # HTTP edge (rate limiter memory, /metrics access).
+    rate_limit_max_keys: int = 100_000  # in-memory buckets kept before idle ones are evicted
+    metrics_token: str = ""  # bearer token for /metrics; empty: loopback clients only
+
     # Signaling.
     ws_idle_timeout: float = 60.0
     ws_heartbeat_interval: float = 30.0

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
-from fastapi import Response
 from pydantic import BaseModel, Field, PlainSerializer
+from starlette.responses import JSONResponse as StarletteJSONResponse
 
 T = TypeVar("T")
 
@@ -64,7 +64,9 @@ def total_pages(total: int, page_size: int) -> int:
     return (total + page_size - 1) // page_size if page_size else 0
 
 
-class JSONResponse(Response):
+class JSONResponse(StarletteJSONResponse):
+    """orjson rendering; a JSONResponse subclass so the OpenAPI document shows the models."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

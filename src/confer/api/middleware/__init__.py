@@ -1,18 +1,47 @@
-"""HTTP middleware: security headers, compression, CORS (and, in their own modules, the rest)."""
+"""HTTP middleware, all pure ASGI: security headers, metrics, CORS, rate limits, gzip, caching."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
+from confer.api.middleware.caching import CachingMiddleware
+from confer.api.middleware.metrics import MetricsMiddleware
+from confer.api.middleware.ratelimit import RateLimitMiddleware
 from confer.api.middleware.security import SecurityHeadersMiddleware
 from confer.config import Settings
+from confer.ratelimit import Rate, create_rate_limiter
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Order matters: the last added runs first (outermost)."""
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    """Install the stack; the last added runs first (outermost).
+
+    From the outside in: security headers (on every answer, 429s included), metrics (counts
+    429s and preflights too), CORS (so a browser can read a 429), rate limits, gzip, then
+    caching next to the app, where it sees the uncompressed body it hashes for the ETag.
+    """
+    ctx = app.state.ctx
+    limiter = create_rate_limiter(settings.redis_url, settings.rate_limit_max_keys)
+    # The signaling edge takes its per-connection and per-user limits from the same limiter.
+    ctx.extras["rate_limiter"] = limiter
+
+    async def close_limiter(_: Any) -> None:
+        await limiter.close()
+
+    app.state.shutdown_hooks.append(close_limiter)
+
+    app.add_middleware(CachingMiddleware)
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=limiter,
+        codec=ctx.codec,
+        general=Rate(settings.rate_limit_rps, settings.rate_limit_burst),
+        auth=Rate(settings.auth_rate_limit_rps, settings.auth_rate_limit_burst),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -23,4 +52,5 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             expose_headers=["ETag", "Retry-After"],
             max_age=600,
         )
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -1,0 +1,114 @@
+"""Per-client rate limits on `/api/`, answered with the envelope's 429 before any handler runs.
+
+Which bucket a request takes from:
+
+- the credential endpoints (login, register, refresh) take from a strict bucket per client IP
+  (`auth_rate_limit_*`), so password guessing and account farming stay slow;
+- a request with a valid bearer token takes from its user's bucket (`rate_limit_*`), so many
+  people behind one NAT address do not starve each other;
+- anything else takes from its client IP's bucket (`rate_limit_*`).
+
+The middleware verifies the bearer token itself (the handler has not run yet) and remembers
+verified tokens, because an HMAC check per request would cost more than the rest of this file.
+A forged token fails verification and lands in the IP bucket. The client IP is uvicorn's,
+which honours `X-Forwarded-For` only from `CONFER_FORWARDED_ALLOW_IPS` (the gateway).
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from confer.api.envelope import error_response
+from confer.auth.tokens import TokenCodec
+from confer.errors import AppError
+from confer.ratelimit import Rate, RateLimiter
+
+AUTH_PATHS = frozenset(
+    {
+        "/api/v1/auth/login",
+        "/api/v1/auth/register",
+        "/api/v1/auth/refresh",
+        "/api/v1/users/login",
+    }
+)
+_TOKEN_CACHE_SIZE = 10_000
+
+
+class RateLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        codec: TokenCodec,
+        general: Rate,
+        auth: Rate,
+        prefix: str = "/api/",
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.codec = codec
+        self.general = general
+        self.auth = auth
+        self.prefix = prefix
+        self._verified: dict[bytes, tuple[int, float]] = {}  # header -> (user id, expiry)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] == "OPTIONS"
+            or not scope["path"].startswith(self.prefix)
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        if scope["path"] in AUTH_PATHS:
+            key, rate, kind = "auth:" + ip, self.auth, "auth"
+        else:
+            user_id = self._user_of(scope)
+            rate = self.general
+            key, kind = (f"user:{user_id}", "user") if user_id else ("ip:" + ip, "ip")
+        decision = await self.limiter.hit(key, rate)
+        if decision.allowed:
+            await self.app(scope, receive, send)
+            return
+        retry = decision.retry_after_header
+        response = error_response(
+            429,
+            "Too many requests, retry later",
+            "RateLimited",
+            {"retry_after": int(retry), "limit": kind},
+            headers={"Retry-After": retry, "Cache-Control": "no-store"},
+        )
+        await response(scope, receive, send)
+
+    def _user_of(self, scope: Scope) -> int | None:
+        """The user id of a valid bearer token, or None."""
+        header = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        if not header:
+            return None
+        now = time.time()
+        hit = self._verified.get(header)
+        if hit is not None:
+            if hit[1] > now:
+                return hit[0]
+            del self._verified[header]
+            return None
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return None
+        try:
+            claims = self.codec.decode_access(token.strip().decode("latin-1"))
+        except AppError:
+            return None
+        if len(self._verified) >= _TOKEN_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[header] = (claims.user_id, float(claims.exp))
+        return claims.user_id
