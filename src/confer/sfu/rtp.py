@@ -128,10 +128,13 @@ def find_extension(data: bytes | bytearray, view: RtpView, ext_id: int) -> tuple
     return None
 
 
-def remap_extensions(buf: bytearray, view: RtpView, id_map: dict[int, int]) -> None:
+def remap_extensions(
+    buf: bytearray, view: RtpView, id_map: dict[int, int], abs_id: int = 0, now: float = 0.0
+) -> None:
     """Rewrite extension IDs in place; an ID mapped to 0 (or absent) becomes padding.
 
-    Padding keeps the block's size, so nothing after it moves and no copy is needed.
+    Padding keeps the block's size, so nothing after it moves and no copy is needed. The
+    element that ends up as `abs_id` (abs-send-time) gets `now` as its value.
     """
     two_byte = view.ext_profile != ONE_BYTE_PROFILE
     for ext_id, offset, length in extensions(buf, view):
@@ -145,6 +148,8 @@ def remap_extensions(buf: bytearray, view: RtpView, id_map: dict[int, int]) -> N
             buf[offset - 1] = (new_id << 4) | (length - 1)
         else:
             buf[offset - 1 : offset + length] = bytes(length + 1)
+        if new_id and new_id == abs_id and length == 3:
+            buf[offset : offset + 3] = abs_send_time(now).to_bytes(3, "big")
 
 
 def abs_send_time(now: float) -> int:

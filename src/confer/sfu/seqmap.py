@@ -93,13 +93,24 @@ class SeqMap:
         self.sent += 1
         return out_ext & 0xFFFF, out_ts
 
-    def source_of(self, out_seq: int) -> tuple[int, int] | None:
-        """(source, source seq) of an outgoing sequence number, for NACKs."""
+    def _segment_of(self, out_seq: int) -> tuple[Segment, int] | None:
         back = (self._high_ext - out_seq) & 0xFFFF
         if back >= 0x8000:
             return None
         out_ext = self._high_ext - back
         for seg in reversed(self._segments):
             if out_ext >= seg.out_start:
-                return seg.source, (out_ext - seg.seq_offset) & 0xFFFF
+                return seg, out_ext
         return None
+
+    def ts_offset_of(self, out_seq: int) -> int | None:
+        found = self._segment_of(out_seq)
+        return found[0].ts_offset if found else None
+
+    def source_of(self, out_seq: int) -> tuple[int, int] | None:
+        """(source, source seq) of an outgoing sequence number, for NACKs."""
+        found = self._segment_of(out_seq)
+        if found is None:
+            return None
+        seg, out_ext = found
+        return seg.source, (out_ext - seg.seq_offset) & 0xFFFF

@@ -1,0 +1,266 @@
+"""The one module that reaches into aiortc / aioice internals (versions pinned in pyproject).
+
+The SFU uses aiortc for ICE (aioice), DTLS and SRTP keying, and nothing above them: no
+RTCPeerConnection, no RTCRtpReceiver (which would decode every frame). It needs four things
+aiortc does not expose, all done here and checked by `check_internals()`, which the tests call
+so that an upgrade that moves an internal fails loudly:
+
+1. host candidates on chosen addresses, loopback included (aioice skips 127.0.0.1);
+2. the DTLS role decided by SDP `a=setup` (`RTCDtlsTransport._set_role`);
+3. decrypted RTP/RTCP handed over synchronously from the UDP socket: the datagram handler of
+   each aioice `StunProtocol` is wrapped, so media skips the STUN parse, the asyncio queue and
+   four awaits per packet (DTLS and STUN still take aiortc's path);
+4. a synchronous send: `_tx_srtp.protect` then `sendto` on the nominated pair's socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from importlib.metadata import version
+
+import aioice.ice
+import pylibsrtp
+from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+from aiortc.rtcdtlstransport import RTCDtlsFingerprint, RTCDtlsParameters
+from aiortc.rtcicetransport import RTCIceParameters
+from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
+
+log = logging.getLogger("confer.sfu")
+
+PINNED = {"aiortc": "1.16.0", "aioice": "0.13.0", "pylibsrtp": "1.0.0"}
+
+_ORIGINAL_HOST_ADDRESSES = aioice.ice.get_host_addresses
+_CERTIFICATE: RTCCertificate | None = None
+
+
+class InternalsMoved(RuntimeError):
+    """An aiortc / aioice upgrade moved something the SFU relies on."""
+
+
+def check_internals() -> None:
+    """Raise InternalsMoved naming every internal that is not where the SFU expects it."""
+    missing = []
+    for name, pinned in PINNED.items():
+        if version(name) != pinned:
+            missing.append(f"{name} is {version(name)}, the SFU is pinned to {pinned}")
+    checks = {
+        "aioice.ice.get_host_addresses": hasattr(aioice.ice, "get_host_addresses"),
+        "aioice.ice.StunProtocol.datagram_received": hasattr(
+            aioice.ice.StunProtocol, "datagram_received"
+        ),
+        "aioice.ice.Connection.local_candidates": hasattr(
+            aioice.ice.Connection, "local_candidates"
+        ),
+        "RTCDtlsTransport._set_role": hasattr(RTCDtlsTransport, "_set_role"),
+        "RTCDtlsTransport._handle_rtp_data": hasattr(RTCDtlsTransport, "_handle_rtp_data"),
+        "RTCDtlsTransport._handle_rtcp_data": hasattr(RTCDtlsTransport, "_handle_rtcp_data"),
+        "RTCIceTransport._connection": "_connection" in RTCIceTransport.__init__.__code__.co_names,
+        "Connection._nominated": "_nominated" in aioice.ice.Connection.__init__.__code__.co_names,
+        "Connection._protocols": "_protocols" in aioice.ice.Connection.__init__.__code__.co_names,
+        "RTCDtlsTransport._rx_srtp": "_rx_srtp" in RTCDtlsTransport.__init__.__code__.co_names,
+        "RTCDtlsTransport._tx_srtp": "_tx_srtp" in RTCDtlsTransport.__init__.__code__.co_names,
+    }
+    missing += [name for name, ok in checks.items() if not ok]
+    if missing:
+        raise InternalsMoved("; ".join(missing))
+
+
+def use_host_addresses(addresses: list[str]) -> None:
+    """Gather host candidates on exactly `addresses` (all interfaces but loopback when empty)."""
+    if addresses:
+        chosen = list(addresses)
+        aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: chosen
+    else:
+        aioice.ice.get_host_addresses = _ORIGINAL_HOST_ADDRESSES
+
+
+def _certificate() -> RTCCertificate:
+    """One DTLS certificate per worker process: generating one per peer costs milliseconds."""
+    global _CERTIFICATE
+    if _CERTIFICATE is None:
+        _CERTIFICATE = RTCCertificate.generateCertificate()
+    return _CERTIFICATE
+
+
+def _ssrc_is_rtcp(second_byte: int) -> bool:
+    return 192 <= second_byte <= 223
+
+
+class MediaTransport:
+    """ICE + DTLS-SRTP for one participant, with synchronous media in and out."""
+
+    def __init__(
+        self,
+        on_rtp: Callable[[bytes], None],
+        on_rtcp: Callable[[bytes], None],
+        on_state: Callable[[str], None],
+        announced_ip: str = "",
+    ) -> None:
+        self._on_rtp = on_rtp
+        self._on_rtcp = on_rtcp
+        self._on_state = on_state
+        self._announced_ip = announced_ip
+        self._gatherer = RTCIceGatherer(iceServers=[])
+        self._ice = RTCIceTransport(self._gatherer)
+        self._dtls = RTCDtlsTransport(self._ice, [_certificate()])
+        self._conn: aioice.ice.Connection = self._ice._connection
+        self._task: asyncio.Task[None] | None = None
+        self._tx: pylibsrtp.Session | None = None
+        self._rx: pylibsrtp.Session | None = None
+        self.state = "new"
+        self.bytes_sent = 0
+        self.packets_sent = 0
+        self._dtls._handle_rtp_data = self._late_rtp  # type: ignore[method-assign]
+        self._dtls._handle_rtcp_data = self._late_rtcp  # type: ignore[method-assign]
+
+    # -- description of our side
+
+    async def gather(self) -> None:
+        await self._gatherer.gather()
+
+    @property
+    def ice_credentials(self) -> tuple[str, str]:
+        p = self._gatherer.getLocalParameters()
+        return p.usernameFragment or "", p.password or ""
+
+    @property
+    def fingerprints(self) -> list[tuple[str, str]]:
+        return [(f.algorithm, f.value) for f in self._dtls.getLocalParameters().fingerprints]
+
+    def local_candidates(self) -> list[str]:
+        out = []
+        for c in self._gatherer.getLocalCandidates():
+            if self._announced_ip and c.type == "host":
+                c.ip = self._announced_ip
+            out.append(candidate_to_sdp(c))
+        return out
+
+    # -- connecting
+
+    def start(
+        self, ufrag: str, pwd: str, fingerprints: list[tuple[str, str]], dtls_role: str
+    ) -> None:
+        """Begin ICE checks then the DTLS handshake; progress is reported to `on_state`."""
+        if self._task is not None:
+            return
+        params = RTCDtlsParameters([RTCDtlsFingerprint(a, v) for a, v in fingerprints])
+        self._dtls._set_role(dtls_role)
+        self._task = asyncio.ensure_future(self._connect(RTCIceParameters(ufrag, pwd), params))
+
+    async def _connect(self, ice: RTCIceParameters, dtls: RTCDtlsParameters) -> None:
+        self._set_state("connecting")
+        try:
+            await self._ice.start(ice)
+            if self._ice.state != "completed":
+                self._set_state("failed")
+                return
+            await self._dtls.start(dtls)
+            if self._dtls.state != "connected":
+                self._set_state("failed")
+                return
+        except (TimeoutError, ConnectionError, ValueError) as exc:
+            log.info("media transport failed: %s", exc)
+            self._set_state("failed")
+            return
+        self._tx, self._rx = self._dtls._tx_srtp, self._dtls._rx_srtp
+        for protocol in list(self._conn._protocols):
+            self._hook(protocol)
+        self._ice.on("statechange", self._ice_state)
+        self._set_state("connected")
+
+    def _ice_state(self) -> None:
+        if self._ice.state in ("failed", "closed") and self.state == "connected":
+            self._set_state("failed")
+
+    def _hook(self, protocol: aioice.ice.StunProtocol) -> None:
+        original = protocol.datagram_received
+        rx = self._rx
+        on_rtp, on_rtcp = self._on_rtp, self._on_rtcp
+        srtp_error = pylibsrtp.Error
+
+        def datagram_received(data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+            if len(data) > 1 and 127 < data[0] < 192:
+                try:
+                    if 192 <= data[1] <= 223:
+                        on_rtcp(rx.unprotect_rtcp(data))
+                    else:
+                        on_rtp(rx.unprotect(data))
+                except srtp_error:
+                    pass
+                except Exception:  # a bug in the SFU must not kill the socket
+                    log.exception("error handling media")
+                return
+            original(data, addr)
+
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+
+    async def _late_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        """Media that came through aiortc's path (before the socket hook was in place)."""
+        self._on_rtp(data)
+
+    async def _late_rtcp(self, data: bytes) -> None:
+        self._on_rtcp(data)
+
+    async def add_remote_candidate(self, candidate: str | None) -> None:
+        """A trickled candidate line (`candidate:...`), or None for end-of-candidates."""
+        if candidate is None:
+            await self._ice.addRemoteCandidate(None)
+            return
+        text = candidate.removeprefix("a=").removeprefix("candidate:")
+        try:
+            parsed = candidate_from_sdp(text)
+        except (ValueError, IndexError) as exc:
+            raise ValueError("invalid ICE candidate") from exc
+        if parsed.protocol.lower() != "udp":
+            return  # the SFU listens on UDP only; TCP candidates cannot pair
+        await self._ice.addRemoteCandidate(parsed)
+
+    # -- media out
+
+    def send_rtp(self, data: bytes | bytearray) -> bool:
+        tx = self._tx
+        pair = self._conn._nominated.get(1)
+        if tx is None or pair is None:
+            return False
+        try:
+            packet = tx.protect(bytes(data))
+        except pylibsrtp.Error:
+            return False
+        pair.protocol.transport.sendto(packet, pair.remote_addr)
+        self.packets_sent += 1
+        self.bytes_sent += len(packet)
+        return True
+
+    def send_rtcp(self, data: bytes) -> bool:
+        tx = self._tx
+        pair = self._conn._nominated.get(1)
+        if tx is None or pair is None:
+            return False
+        try:
+            packet = tx.protect_rtcp(data)
+        except pylibsrtp.Error:
+            return False
+        pair.protocol.transport.sendto(packet, pair.remote_addr)
+        return True
+
+    # -- closing
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state and self.state != "closed":
+            self.state = state
+            self._on_state(state)
+
+    async def close(self) -> None:
+        self._set_state("closed")
+        self._tx = None
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self._dtls.stop()
+        with contextlib.suppress(Exception):
+            await self._ice.stop()
