@@ -26,10 +26,9 @@ window.sfu = (() => {
   }
 
   async function publish() {
-    const sources = {};
     if (local) {
       const a = local.getAudioTracks()[0], v = local.getVideoTracks()[0];
-      if (a) sources[pc.addTransceiver(a, { direction: 'sendonly', streams: [local] }).mid ?? 'a'] = 'microphone';
+      if (a) pc.addTransceiver(a, { direction: 'sendonly', streams: [local] });
       if (v) {
         const init = { direction: 'sendonly', streams: [local] };
         if (opts.simulcast) init.sendEncodings = [
@@ -38,6 +37,9 @@ window.sfu = (() => {
           { rid: 'f', maxBitrate: 1500000 }];
         pc.addTransceiver(v, init);
       }
+    } else {  // receive only: an offer needs at least one m-line
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
     }
     await offer();
   }
