@@ -1,0 +1,86 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright, with fake camera and microphone,
+against real `confer serve` processes (see tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
+from tests.support.servers import ConferServer
+from tests.web.client import Client
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    # Several pages share one headless browser: none of them may be throttled as "hidden".
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--autoplay-policy=no-user-gesture-required",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("Chromium is not installed (make test installs Debian's chromium)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # Playwright gives the browser a fresh temporary profile (it refuses --user-data-dir) and
+    # each context below is an isolated profile of its own.
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    yield b
+    b.close()
+
+
+ClientFactory = Callable[..., Client]
+
+
+@pytest.fixture
+def clients(browser: Browser, sqlite_server: ConferServer) -> Iterator[ClientFactory]:
+    """`clients(name, viewport=DESKTOP, server=None)`: a fresh browser profile per person.
+
+    Every page must finish without an uncaught script error.
+    """
+    made: list[Client] = []
+
+    def make(
+        name: str = "user",
+        viewport: dict[str, int] | None = None,
+        server: ConferServer | None = None,
+    ) -> Client:
+        srv = server or sqlite_server
+        context = browser.new_context(
+            viewport=viewport or DESKTOP,
+            base_url=srv.url,
+            permissions=["clipboard-read", "clipboard-write", "camera", "microphone"],
+            is_mobile=viewport is PHONE,
+            has_touch=viewport is PHONE,
+        )
+        context.set_default_timeout(20_000)
+        client = Client(name, context, srv)
+        made.append(client)
+        return client
+
+    yield make
+    errors = [f"{c.name}: {e}" for c in made for e in c.page_errors]
+    for c in made:
+        c.close()
+    assert not errors, "uncaught errors in the page:\n" + "\n".join(errors)
