@@ -98,7 +98,9 @@ class MediaTransport:
         on_rtcp: Callable[[bytes], None],
         on_state: Callable[[str], None],
         announced_ip: str = "",
+        controlling: bool = False,
     ) -> None:
+        """`controlling`: the ICE role of an offerer (load-test bots); the SFU answers."""
         self._on_rtp = on_rtp
         self._on_rtcp = on_rtcp
         self._on_state = on_state
@@ -107,6 +109,7 @@ class MediaTransport:
         self._ice = RTCIceTransport(self._gatherer)
         self._dtls = RTCDtlsTransport(self._ice, [_certificate()])
         self._conn: aioice.ice.Connection = self._ice._connection
+        self._conn.ice_controlling = controlling
         self._task: asyncio.Task[None] | None = None
         self._tx: pylibsrtp.Session | None = None
         self._rx: pylibsrtp.Session | None = None
@@ -129,6 +132,10 @@ class MediaTransport:
     @property
     def fingerprints(self) -> list[tuple[str, str]]:
         return [(f.algorithm, f.value) for f in self._dtls.getLocalParameters().fingerprints]
+
+    @property
+    def local_ports(self) -> list[int]:
+        return [c.port for c in self._gatherer.getLocalCandidates()]
 
     def local_candidates(self) -> list[str]:
         out = []
