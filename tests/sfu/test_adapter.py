@@ -21,7 +21,7 @@ def test_internals_the_sfu_relies_on_are_present() -> None:
 
 def test_a_moved_internal_is_reported_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(adapter.RTCDtlsTransport, "_set_role")
-    with pytest.raises(adapter.InternalsMoved, match="RTCDtlsTransport._set_role"):
+    with pytest.raises(adapter.InternalsMoved, match=r"RTCDtlsTransport\._set_role"):
         adapter.check_internals()
 
 
@@ -63,8 +63,8 @@ class Pair:
         await self.b.close()
 
 
-async def settle(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.02)):
+async def settle(cond, tries: int = 250) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(tries):
         if cond():
             return
         await asyncio.sleep(0.02)
