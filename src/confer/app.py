@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from confer import __version__, signaling, web
+from confer import __version__, sfu, signaling, web
 from confer.api.envelope import ERROR_RESPONSES, JSONResponse, error_response
 from confer.api.middleware import install_middleware
 from confer.api.routes import ai, auth, health, media, meetings, users
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     api_docs.install(app, API_PREFIX)
+    sfu.install(app)  # the media plane the hub finds in ctx.extras["media"]
     signaling.install(app)
     web.install(app)
     install_middleware(app, settings)

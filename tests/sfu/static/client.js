@@ -145,5 +145,6 @@ window.sfu = (() => {
     return out;
   }
 
-  return { start, stats, shareScreen, stopScreen, constrain, state, get pc() { return pc; } };
+  return { start, stats, shareScreen, stopScreen, constrain, send: (t, p) => send(t, p), state,
+           get pc() { return pc; } };
 })();

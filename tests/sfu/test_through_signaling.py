@@ -1,0 +1,88 @@
+"""End to end: Chromium tabs join a meeting over REST and `/ws/signaling`, media via the SFU.
+
+A real `confer serve` (SQLite) with its SFU worker; the tabs run static/client.js, which
+speaks the spec's envelope with `to_user_id` 0 for the SFU.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sfu.conftest import Client, wait_until
+from tests.sfu.test_browser import audio_received, decoding, hearing
+from tests.signaling.support import meeting, ws_url
+from tests.support.api import Api, User
+from tests.support.servers import ConferServer
+
+CLIENT_JS = (Path(__file__).parent / "static" / "client.js").read_text()
+
+
+@pytest.fixture(scope="module")
+def confer(server_factory: Callable[..., ConferServer]) -> ConferServer:
+    return server_factory({"CONFER_SFU_ICE_ADDRESSES": "127.0.0.1", "CONFER_SFU_WORKERS": "1"})
+
+
+@pytest.fixture
+def rest(confer: ConferServer) -> Iterator[Api]:
+    api = Api(confer.url)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def join(browser: Any, confer: ConferServer) -> Iterator[Callable[..., Client]]:
+    contexts: list[Any] = []
+
+    def join_(user: User, meeting_id: int, peer: str, **opts: Any) -> Client:
+        ctx = browser.new_context()
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.goto(confer.url + "/health")  # a secure (loopback) origin for getUserMedia
+        page.add_script_tag(content=CLIENT_JS)
+        url = ws_url(confer, user, meeting_id, peer)
+        page.evaluate("o => sfu.start(o)", {"url": url, "meetingId": meeting_id, **opts})
+        return Client(page)
+
+    yield join_
+    for ctx in contexts:
+        ctx.close()
+
+
+def test_three_participants_exchange_media_through_the_spec_signaling(
+    rest: Api, join: Callable[..., Client]
+) -> None:
+    m = meeting(rest, n_members=2)
+    users = [m.host, *m.members]
+    clients = {u.user_id: join(u, m.id, f"peer{i}") for i, u in enumerate(users)}
+    ids = set(clients)
+    for uid, c in clients.items():
+        wait_until(lambda c=c, uid=uid: decoding(c, ids - {uid}), timeout=40)
+        wait_until(lambda c=c, uid=uid: hearing(c, ids - {uid}))
+        assert c.state("errors") == []
+
+
+def test_host_mute_over_media_control_stops_that_audio_in_the_sfu(
+    rest: Api, join: Callable[..., Client]
+) -> None:
+    m = meeting(rest, n_members=2)
+    host, talker, listener = m.host, *m.members
+    h = join(host, m.id, "host")
+    t = join(talker, m.id, "talker")
+    li = join(listener, m.id, "listener")
+    wait_until(lambda: hearing(li, {talker.user_id, host.user_id}), timeout=40)
+    mute = {"action": "mute", "media_type": "audio", "user_id": talker.user_id}
+    h.page.evaluate("p => sfu.send(10, p)", mute)
+    li.page.wait_for_timeout(800)
+    held = audio_received(li)[talker.user_id]
+    li.page.wait_for_timeout(1500)
+    assert audio_received(li)[talker.user_id] == held
+    assert hearing(li, {host.user_id})
+    # Hosts may mute others; only the participant unmutes itself (the hub's rule).
+    t.page.evaluate("p => sfu.send(10, p)", {"action": "unmute", "media_type": "audio"})
+    wait_until(lambda: hearing(li, {talker.user_id}))
+    assert json.dumps(li.state("errors")) == "[]"
