@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     chat_max_length: int = 4000
     max_screen_shares: int = 1
 
+    # Meetings (REST meeting service).
+    meeting_max_participants: int = 1000  # the highest max_participants a host may set
+    meeting_session_ttl: int = 86400  # lifetime of the session token that join returns
+    meeting_password_attempts: int = 10  # wrong meeting passwords per user and meeting...
+    meeting_password_window: float = 300.0  # ...within this many seconds, then 429
+
     @field_validator("stun_servers", "turn_urls", "cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
