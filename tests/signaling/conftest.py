@@ -28,8 +28,8 @@ def tight_server(server_factory: Callable[..., ConferServer]) -> ConferServer:
     """Short idle timeout and resume grace, small queues and budgets."""
     return server_factory(
         {
-            "CONFER_WS_IDLE_TIMEOUT": "2",
-            "CONFER_WS_RESUME_GRACE": "1.5",
+            "CONFER_WS_IDLE_TIMEOUT": "3",
+            "CONFER_WS_RESUME_GRACE": "1",
             "CONFER_WS_SEND_QUEUE": "64",
             "CONFER_WS_RATE_LIMIT_RPS": "5",
             "CONFER_WS_RATE_LIMIT_BURST": "10",

@@ -141,7 +141,9 @@ class Client:
             rcvd = exc.rcvd
             return (rcvd.code, rcvd.reason) if rcvd else (1006, "")
         except TimeoutError:
-            raise AssertionError("the server did not close the socket") from None
+            raise AssertionError(
+                f"the server did not close the socket ({len(self.raw)} read)"
+            ) from None
 
     async def close(self) -> None:
         await self.ws.close()

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 CLOSE_TIMEOUT = 5.0
+# How long a dropped slow consumer may take to read what it has and see its close frame.
+ABORT_TIMEOUT = 30.0
 
 
 class TokenBucket:
@@ -54,6 +56,7 @@ class Connection:
         "close_reason",
         "closed",
         "codec",
+        "finished",
         "last_activity",
         "on_overflow",
         "queue",
@@ -85,6 +88,8 @@ class Connection:
         # Refused messages (malformed, not allowed, over the rate): sustained abuse closes.
         self.abuse = TokenBucket(max(1.0, rate / 2), max(20.0, burst))
         self.on_overflow = on_overflow
+        # Set when the server gave up on the socket: the endpoint then stops reading it.
+        self.finished = asyncio.Event()
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -150,8 +155,11 @@ class Connection:
         self._close_task = asyncio.create_task(self._abort_close(code, reason))
 
     async def _abort_close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception, asyncio.TimeoutError):
-            await asyncio.wait_for(self._send_close(code, reason), CLOSE_TIMEOUT)
+        try:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(self._send_close(code, reason), ABORT_TIMEOUT)
+        finally:
+            self.finished.set()
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close from synchronous code (bus handlers, sweeps), after what is queued."""

@@ -123,9 +123,13 @@ class SignalingEndpoint:
             return
         # A client too slow for its send queue is dropped (and may resume, like any drop).
         conn.on_overflow = lambda c: hub.dropped(session, c)
+        serving = asyncio.create_task(_serve(hub, handlers, session, conn, receive))
+        given_up = asyncio.create_task(conn.finished.wait())
         try:
-            await _serve(hub, handlers, session, conn, receive)
+            await asyncio.wait((serving, given_up), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for task in (serving, given_up):
+                task.cancel()
             hub.dropped(session, conn)
             if not conn.closed:
                 await conn.close(CloseCode.NORMAL, "")

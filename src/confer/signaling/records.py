@@ -174,14 +174,14 @@ class Records:
         media, self._media = self._media, {}
         if not active and not media:
             return
-        where = and_(
-            Participant.meeting_id == bindparam("m"), Participant.user_id == bindparam("u")
-        )
+        # Core statements on the table: executemany, not the ORM's bulk-by-primary-key.
+        table = Participant.__table__
+        where = and_(table.c.meeting_id == bindparam("m"), table.c.user_id == bindparam("u"))
         try:
             async with self.db.session() as s:
                 if active:
                     await s.execute(
-                        update(Participant)
+                        update(table)
                         .where(where)
                         .values(last_active_at=bindparam("t"))
                         .execution_options(synchronize_session=False),
@@ -189,7 +189,7 @@ class Records:
                     )
                 if media:
                     await s.execute(
-                        update(Participant)
+                        update(table)
                         .where(where)
                         .values(audio_muted=bindparam("a"), video_muted=bindparam("v"))
                         .execution_options(synchronize_session=False),
