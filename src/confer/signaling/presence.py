@@ -9,7 +9,6 @@ small Lua scripts so concurrent processes never lose an update.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -153,12 +152,13 @@ class RedisPresence:
 
     async def _live_nodes(self, nodes: Iterable[str]) -> set[str]:
         now = time.monotonic()
-        wanted = [n for n in set(nodes) if self._alive.get(n, (0.0, False))[0] < now]
+        nodes = set(nodes)
+        wanted = [n for n in nodes if self._alive.get(n, (0.0, False))[0] < now]
         if wanted:
             found = await self.redis.mget([NODE_PREFIX + n for n in wanted])
             for n, v in zip(wanted, found, strict=True):
                 self._alive[n] = (now + 1.0, v is not None)
-        return {n for n in set(nodes) if self._alive[n][1]}
+        return {n for n in nodes if self._alive[n][1]}
 
     async def snapshot(self, meeting_id: int) -> list[Entry]:
         entries = await self._entries(meeting_id)
@@ -211,6 +211,3 @@ class RedisPresence:
 
 Presence = MemoryPresence | RedisPresence
 
-
-async def wait_all(*aws: Any) -> None:
-    await asyncio.gather(*aws)
