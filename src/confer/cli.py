@@ -69,16 +69,29 @@ def _migrate(_: argparse.Namespace) -> int:
 
 
 def _user_create(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from confer.api.routes.auth import RegisterIn
     from confer.context import AppContext
     from confer.db.migrate import upgrade
     from confer.errors import AppError
 
     settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.effective_database_url)
+    settings.resolve_secret()  # refuse weak production settings before touching the database
     password = args.password or os.environ.get("CONFER_NEW_USER_PASSWORD")
     if not password:
         password = getpass.getpass("Password: ")
+    try:  # the same rules as POST /auth/register
+        RegisterIn(
+            username=args.username, email=args.email, password=password, full_name=args.full_name
+        )
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "input"
+            print(f"confer: invalid {field}: {err['msg']}", file=sys.stderr)
+        return 1
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
 
     async def create() -> int:
         ctx = AppContext.build(settings)
@@ -90,7 +103,8 @@ def _user_create(args: argparse.Namespace) -> int:
                 print(f"created user {user.username} (user_id {user.id})")
             return 0
         except AppError as exc:
-            print(f"confer: {exc.message}: {exc.details}", file=sys.stderr)
+            details = exc.details if isinstance(exc.details, list) else [exc.details]
+            print(f"confer: {exc.message}: {'; '.join(map(str, details))}", file=sys.stderr)
             return 1
         finally:
             await ctx.db.dispose()
@@ -175,7 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except InsecureConfiguration as exc:
+        print(f"confer: refusing to start: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
