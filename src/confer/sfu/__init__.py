@@ -27,8 +27,9 @@ def install(app: Any) -> None:
         from confer.sfu.plane import SfuPlane
 
         with_hub_types(VIDEO_CONSTRAINTS)
+        # Workers start with the first media message: servers that never carry media
+        # (and most test servers) do not pay for them.
         plane = SfuPlane(SfuConfig.from_settings(ctx.settings))
-        await plane.start()
         state["plane"] = ctx.extras["media"] = plane
 
     async def stop(ctx: Any) -> None:

@@ -99,9 +99,13 @@ class MediaTransport:
         on_state: Callable[[str], None],
         announced_ip: str = "",
         controlling: bool = False,
+        peek_srtp: Callable[[bytes], bool] | None = None,
     ) -> None:
-        """`controlling`: the ICE role of an offerer (load-test bots); the SFU answers."""
+        """`controlling`: the ICE role of an offerer (load-test bots); the SFU answers.
+        `peek_srtp` sees each SRTP packet before decryption and returns True when it needs
+        nothing more (bots count packets from the clear-text header without decrypting)."""
         self._on_rtp = on_rtp
+        self._peek = peek_srtp
         self._on_rtcp = on_rtcp
         self._on_state = on_state
         self._announced_ip = announced_ip
@@ -136,6 +140,18 @@ class MediaTransport:
     @property
     def local_ports(self) -> list[int]:
         return [c.port for c in self._gatherer.getLocalCandidates()]
+
+    def set_receive_buffer(self, size: int) -> None:
+        """Enlarge the sockets' receive buffers (load-test bots that many sockets share)."""
+        import socket
+
+        for protocol in self._conn._protocols:
+            sock = protocol.transport.get_extra_info("socket")
+            if sock is not None:
+                try:  # SO_RCVBUFFORCE (33 on Linux) passes rmem_max when we may
+                    sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
+                except OSError:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
     def local_candidates(self) -> list[str]:
         out = []
@@ -185,7 +201,7 @@ class MediaTransport:
     def _hook(self, protocol: aioice.ice.StunProtocol) -> None:
         original = protocol.datagram_received
         rx = self._rx
-        on_rtp, on_rtcp = self._on_rtp, self._on_rtcp
+        on_rtp, on_rtcp, peek = self._on_rtp, self._on_rtcp, self._peek
         srtp_error = pylibsrtp.Error
 
         def datagram_received(data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
@@ -193,7 +209,7 @@ class MediaTransport:
                 try:
                     if 192 <= data[1] <= 223:
                         on_rtcp(rx.unprotect_rtcp(data))
-                    else:
+                    elif peek is None or not peek(data):
                         on_rtp(rx.unprotect(data))
                 except srtp_error:
                     pass

@@ -16,6 +16,7 @@ class SfuConfig:
     announced_ip: str = ""
     video_codecs: list[str] = field(default_factory=lambda: ["vp8", "vp9", "h264"])
     max_bitrate: int = 2_500_000  # per published video track
+    receive_buffer: int = 4 * 1024 * 1024  # bytes per UDP socket (rmem_max caps non-root)
     start_bitrate: int = 1_500_000  # a subscriber's estimate before it reports anything
     # Test switch: drop this fraction of packets sent to subscribers (loss-recovery tests).
     test_send_loss: float = 0.0

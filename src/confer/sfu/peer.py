@@ -134,6 +134,8 @@ class Peer(MediaRouting):
                 self.on_rtp, self.on_rtcp, self._on_transport_state, self.config.announced_ip
             )
             await self.transport.gather()
+            # A worker the OS leaves unscheduled for a moment must not drop what arrives.
+            self.transport.set_receive_buffer(self.config.receive_buffer)
             self.remote_ufrag = ufrag
         self.pts.learn(desc)
         sources = payload.get("sources") if isinstance(payload.get("sources"), dict) else {}

@@ -59,12 +59,23 @@ class SfuPlane:
         self._ids = itertools.count(1)
         self._closing = False
         self._index = itertools.count()
+        self._started = False
+        self._start_lock = asyncio.Lock()
 
     # -- lifecycle
 
     async def start(self) -> None:
-        for _ in range(self.config.worker_count):
-            self.workers.append(await self._spawn())
+        """Start the workers now (the bench does); otherwise the first call starts them."""
+        await self._ensure_started()
+
+    async def _ensure_started(self) -> None:
+        if self._started:
+            return
+        async with self._start_lock:
+            if not self._started:
+                for _ in range(self.config.worker_count):
+                    self.workers.append(await self._spawn())
+                self._started = True
 
     async def _spawn(self) -> WorkerHandle:
         parent, child = socket.socketpair()
@@ -110,6 +121,7 @@ class SfuPlane:
             raise ValidationFailed(f"Message type {msg_type} is not for the media server")
         if not isinstance(payload, dict):
             raise ValidationFailed("payload must be an object")
+        await self._ensure_started()
         self.peers.setdefault(peer.meeting_id, {})[(peer.user_id, peer.peer_id)] = peer
         await self._request(
             self._worker_for(peer.meeting_id),
