@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request
 from tests.support.api import PASSWORD, Api, User, unique
-from tests.support.servers import ConferServer
+
+
+class Origin(Protocol):
+    """Where the page is loaded from: a confer server, or a proxy in front of one."""
+
+    @property
+    def url(self) -> str: ...
 
 
 class Client:
-    def __init__(self, name: str, context: BrowserContext, server: ConferServer) -> None:
+    def __init__(self, name: str, context: BrowserContext, server: Origin) -> None:
         self.name = name
         self.context = context
         self.server = server
@@ -105,6 +111,44 @@ class Client:
             " || Number(document.getElementById('people-badge')?.textContent) === n",
             arg=n,
         )
+
+    def media_stats(self) -> dict[str, Any]:
+        """getStats() of the page's live connection to the SFU, summed per kind and source."""
+        return self.page.evaluate(  # type: ignore[no-any-return]
+            """async () => {
+              const pc = (window.__pcs || []).filter((p) => p.connectionState !== 'closed').pop();
+              const out = { state: pc ? pc.connectionState : 'none', inbound: [], outbound: [] };
+              if (!pc) return out;
+              const report = await pc.getStats();
+              report.forEach((s) => {
+                if (s.type === 'inbound-rtp') {
+                  out.inbound.push({ kind: s.kind, mid: s.mid, packets: s.packetsReceived || 0,
+                    frames: s.framesDecoded || 0, width: s.frameWidth || 0 });
+                } else if (s.type === 'outbound-rtp') {
+                  out.outbound.push({ kind: s.kind, mid: s.mid, packets: s.packetsSent || 0,
+                    frames: s.framesEncoded || 0 });
+                }
+              });
+              return out;
+            }"""
+        )
+
+    def wait_for_remote_video(self, user_id: int, source: str = "camera") -> None:
+        """Until the tile of `user_id` plays decoded frames from the SFU."""
+        self.page.wait_for_function(
+            """([uid, source]) => {
+              const v = document.querySelector(
+                `.tile[data-user-id="${uid}"][data-source="${source}"]:not(.no-video) video`);
+              return Boolean(v && v.videoWidth > 0 && v.currentTime > 0);
+            }""",
+            arg=[user_id, source],
+            timeout=30_000,
+        )
+
+    def tile_screenshot(self, user_id: int, source: str = "camera") -> bytes:
+        return self.page.locator(
+            f'.tile[data-user-id="{user_id}"][data-source="{source}"] video'
+        ).screenshot()
 
     def toast_texts(self) -> list[str]:
         return self.page.locator(".toast-text").all_text_contents()

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 from tests.support.servers import ConferServer
-from tests.web.client import Client
+from tests.web.client import Client, Origin
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -29,7 +29,20 @@ FLAGS = [
     "--disable-backgrounding-occluded-windows",
     "--autoplay-policy=no-user-gesture-required",
 ]
+# Test instrumentation only: keep every RTCPeerConnection the page makes, to read getStats().
+TRACK_PEER_CONNECTIONS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.__pcs.push(this); }
+  };
+})();
+"""
 DESKTOP = {"width": 1280, "height": 800}
+# Media takes a few seconds to flow on a loaded 2-core machine; assertions wait that long.
+expect.set_options(timeout=15_000)
 PHONE = {"width": 390, "height": 844}
 
 
@@ -64,17 +77,20 @@ def clients(browser: Browser, sqlite_server: ConferServer) -> Iterator[ClientFac
     def make(
         name: str = "user",
         viewport: dict[str, int] | None = None,
-        server: ConferServer | None = None,
+        server: Origin | None = None,
     ) -> Client:
         srv = server or sqlite_server
+        size = viewport or DESKTOP
+        phone = size["width"] <= 480  # a phone: touch, mobile viewport meta honoured
         context = browser.new_context(
-            viewport=viewport or DESKTOP,
+            viewport=size,
             base_url=srv.url,
             permissions=["clipboard-read", "clipboard-write", "camera", "microphone"],
-            is_mobile=viewport is PHONE,
-            has_touch=viewport is PHONE,
+            is_mobile=phone,
+            has_touch=phone,
         )
         context.set_default_timeout(20_000)
+        context.add_init_script(TRACK_PEER_CONNECTIONS)
         client = Client(name, context, srv)
         made.append(client)
         return client
@@ -84,3 +100,17 @@ def clients(browser: Browser, sqlite_server: ConferServer) -> Iterator[ClientFac
     for c in made:
         c.close()
     assert not errors, "uncaught errors in the page:\n" + "\n".join(errors)
+
+
+@pytest.fixture(scope="session")
+def media_server(server_factory: Callable[..., ConferServer]) -> ConferServer:
+    """A server whose SFU gathers loopback candidates (no other interface here), with one
+    worker, and a heartbeat short enough for tests to watch (the client adopts the server's)."""
+    return server_factory(
+        {
+            "CONFER_SFU_ICE_ADDRESSES": "127.0.0.1",
+            "CONFER_SFU_WORKERS": "1",
+            "CONFER_WS_HEARTBEAT_INTERVAL": "2",
+            "CONFER_WS_IDLE_TIMEOUT": "6",
+        }
+    )

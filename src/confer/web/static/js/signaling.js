@@ -96,6 +96,7 @@ export class Signaling extends EventTarget {
         // opens the session; `resumed` says whether the server kept it across the drop.
         opened = true;
         if (msg.payload?.session_id) this.sessionId = msg.payload.session_id;
+        this.adoptTimers(msg.payload || {});
         const reconnected = this.attempt > 0;
         this.attempt = 0;
         this.setState('open', { reconnected, resumed: Boolean(msg.payload?.resumed), info: msg.payload });
@@ -143,10 +144,22 @@ export class Signaling extends EventTarget {
     if (!this.ws) this.connect();
   }
 
+  /** The server says how often it wants a ping (the contract's 30 s unless configured). */
+  adoptTimers(info) {
+    const every = Number(info.heartbeat_interval) * 1000;
+    const idle = Number(info.idle_timeout) * 1000;
+    const heartbeatMs = every > 0 ? Math.min(HEARTBEAT_MS, Math.max(1000, every)) : HEARTBEAT_MS;
+    this.silenceMs = idle > 0 ? Math.max(idle, 2 * heartbeatMs) : SILENCE_MS;
+    if (heartbeatMs !== this.heartbeatMs) {
+      this.heartbeatMs = heartbeatMs;
+      this.startHeartbeat();
+    }
+  }
+
   startHeartbeat() {
     this.stopHeartbeat();
     this.heartbeat = setInterval(() => {
-      if (Date.now() - this.lastHeard > SILENCE_MS) {
+      if (Date.now() - this.lastHeard > (this.silenceMs || SILENCE_MS)) {
         // Nothing heard for a minute: the socket is dead even if the browser has not noticed.
         this.ws?.close(4000, 'heartbeat timeout');
         const ws = this.ws;
@@ -157,7 +170,7 @@ export class Signaling extends EventTarget {
         return;
       }
       this.send(T.PING, {});
-    }, HEARTBEAT_MS);
+    }, this.heartbeatMs || HEARTBEAT_MS);
   }
 
   stopHeartbeat() {

@@ -45,21 +45,14 @@ export async function renderJoin(root, { navigate, params }) {
   const prefs = devices.loadPrefs();
   const active = activeMeeting(meeting.meeting_id);
   if (active) {
-    // A reload while in the meeting: go straight back in with the same devices.
-    const { stream } = await devices.openMedia({
-      audio: true, video: true, audioId: prefs.audioId, videoId: prefs.videoId,
+    // A reload while in the meeting: no REST join (it would want the password again); the
+    // socket resumes our session with the same peer_id. If the server has let us go by now,
+    // fall back to the pre-join screen.
+    const { stream } = await devices.openMedia({ audio: true, video: true, audioId: prefs.audioId, videoId: prefs.videoId });
+    return renderRoom(root, {
+      meeting, joined: null, stream, prefs, navigate, resume: active,
+      onRefused: () => renderPrejoin(root, { meeting, prefs, navigate }),
     });
-    try {
-      const joined = await meetings.join(meeting.meeting_id, active.password);
-      return renderRoom(root, { meeting, joined, stream, prefs, navigate, password: active.password, resume: active });
-    } catch (err) {
-      devices.stopStream(stream);
-      forgetActive();
-      if (err.code !== 20004) {
-        problem(root, navigate, describe(err));
-        return undefined;
-      }
-    }
   }
   return renderPrejoin(root, { meeting, prefs, navigate });
 }

@@ -51,7 +51,8 @@ export class LocalMedia extends EventTarget {
 
   /** Whether we may publish at all (audience may not); opens devices when it becomes true. */
   async setPublishing(allowed) {
-    if (allowed === this.publishing) return;
+    if (this.decided && allowed === this.publishing) return;
+    this.decided = true;
     this.publishing = allowed;
     if (!allowed) {
       await this.stopShare(false);
@@ -63,14 +64,16 @@ export class LocalMedia extends EventTarget {
       this.stream = new MediaStream();
       this.audioOn = false;
       this.videoOn = false;
-    } else if (this.stream.getTracks().length === 0) {
-      const { stream } = await devices.openMedia({ audioId: this.prefs.audioId, videoId: this.prefs.videoId });
-      this.stream = stream;
-      this.audioOn = false; // promoted speakers start muted and unmute themselves
-      this.videoOn = stream.getVideoTracks().length > 0 && this.prefs.videoOn !== false;
-      this.apply();
-      if (this.media) await this.attach(this.media);
+    } else {
+      if (this.stream.getTracks().length === 0) {
+        const { stream } = await devices.openMedia({ audioId: this.prefs.audioId, videoId: this.prefs.videoId });
+        this.stream = stream;
+        this.audioOn = false; // promoted speakers start muted and unmute themselves
+        this.videoOn = stream.getVideoTracks().length > 0 && this.prefs.videoOn !== false;
+        this.apply();
+      }
     }
+    if (this.media) await this.attach(this.media);
     this.changed();
   }
 

@@ -99,6 +99,7 @@ async function onRoleChanged(ctx, p) {
   if (uid === ctx.selfId) {
     ctx.setRole(p.role);
     await ctx.local.setPublishing(p.role !== 'audience');
+    ctx.local.announce(); // the server set us muted while in the audience
     notify(p.role === 'audience' ? 'You were moved to the audience: you can watch and chat.' : `You are now a ${label.toLowerCase()}.`);
     syncSelf(ctx);
     return;

@@ -23,7 +23,7 @@ import { moderate, muteAll } from './moderation.js';
 
 const CHAT_TIMEOUT_MS = 10000;
 
-export async function renderRoom(root, { meeting, joined, stream, prefs, navigate, resume }) {
+export async function renderRoom(root, { meeting, joined, stream, prefs, navigate, resume, onRefused }) {
   const me = session.current();
   const selfId = joined?.user_id ?? me.user_id;
   const signaling = new Signaling({
@@ -122,7 +122,18 @@ export async function renderRoom(root, { meeting, joined, stream, prefs, navigat
     }
   });
   signaling.addEventListener('message', (e) => handleMessage(ctx, e.detail));
-  signaling.addEventListener('final', (e) => finish(ctx, e.detail.reason, e.detail.text));
+  let opened = false;
+  signaling.addEventListener('state', (e) => { if (e.detail.state === 'open') opened = true; });
+  signaling.addEventListener('final', (e) => {
+    if (!opened && onRefused && e.detail.reason === 'forbidden') {
+      // Resuming after a reload, but the server no longer counts us in: join afresh.
+      teardown(ctx);
+      forgetActive();
+      ctx.cleanup = onRefused();
+      return;
+    }
+    finish(ctx, e.detail.reason, e.detail.text);
+  });
   ctx.finish = (reason, text) => finish(ctx, reason, text);
 
   ctx.grid.onResize = debounceConstraints(ctx);
@@ -135,7 +146,11 @@ export async function renderRoom(root, { meeting, joined, stream, prefs, navigat
 
   await signaling.connect();
   ctx.chat.loadHistory();
-  return () => teardown(ctx);
+  return async () => {
+    teardown(ctx);
+    const next = await ctx.cleanup;
+    if (typeof next === 'function') await next();
+  };
 }
 
 async function onOpen(ctx, info, { reconnected, resumed }) {
@@ -147,8 +162,8 @@ async function onOpen(ctx, info, { reconnected, resumed }) {
     ctx.media = new MediaLink(ctx.signaling, info.ice_servers);
     wireMedia(ctx);
     if (self?.audio_muted && !resumed) ctx.local.forceOff('audio'); // mute-on-join
-    await ctx.local.setPublishing(canPublish);
-    await ctx.local.attach(ctx.media);
+    ctx.local.media = ctx.media;
+    await ctx.local.setPublishing(canPublish); // publishes, or listens only
   } else if (reconnected && !resumed) {
     // The server forgot us while we were away: a fresh media session.
     ctx.media.restart();
