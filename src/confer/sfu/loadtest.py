@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--bot-address", default="127.0.0.1", help="address the bots use")
     ap.add_argument("--janus-url", default="http://127.0.0.1:8088/janus")
     ap.add_argument("--janus-pid", type=int, default=0, help="Janus process to measure")
+    ap.add_argument(
+        "--janus-fast", action="store_true", help="create the room without transport-wide CC"
+    )
     ap.add_argument("--json", default="", help="write the result here as well")
     args = ap.parse_args(argv)
     if not 1 <= args.publishers <= 16 or not 0 <= args.subscribers <= 200:
@@ -120,6 +123,7 @@ class JanusTarget:
         self.url = args.janus_url.rstrip("/")
         self.http = httpx.AsyncClient(timeout=30)
         self.pid = args.janus_pid
+        self.fast = args.janus_fast
         self.session = 0
         self.room = 4242
         self.feeds: list[int] = []
