@@ -100,7 +100,7 @@ async def test_an_answer_without_a_pending_offer_is_ignored(room: Any) -> None:
 
 
 async def test_candidates_before_the_offer_are_kept_then_used(room: Any) -> None:
-    r, wire = room
+    r, _ = room
     for _ in range(3):
         await r.handle(ref(1, "early"), 3, {"candidate": "", "sdpMid": "0"}, True)
     peer = r.peers["1/early"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from confer.sfu import rtcp, rtp
 from confer.sfu.tracks import ABS_SEND_TIME, AUDIO_LEVEL, MID, DownTrack, UpTrack
 
@@ -90,7 +92,7 @@ def test_a_layer_switch_waits_for_a_keyframe_and_keeps_numbering_continuous() ->
     up.forward(high, key, rtp.parse(key), 0.13)
     assert dt.current is high and len(sent) == 3
     seqs = [rtp.parse(p).sequence_number for p in sent]
-    assert [rtp.seq_delta(b, a) for a, b in zip(seqs, seqs[1:], strict=False)] == [1, 1]
+    assert [rtp.seq_delta(b, a) for a, b in pairwise(seqs)] == [1, 1]
 
 
 def test_sender_reports_are_translated_to_the_subscriber_timeline() -> None:
@@ -106,7 +108,7 @@ def test_sender_reports_are_translated_to_the_subscriber_timeline() -> None:
 
 
 def test_a_muted_track_is_not_forwarded_and_resumes_on_a_keyframe() -> None:
-    up, dt, sent, _ = make()
+    up, _, sent, _ = make()
     layer = up.layers[0]
     first = vp8(1, 0, 1000, True)
     up.forward(layer, first, rtp.parse(first), 0.0)
