@@ -11,11 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from confer import __version__, sfu, signaling, web
+from confer import ai as ai_service
 from confer.api.envelope import ERROR_RESPONSES, JSONResponse, error_response
 from confer.api.middleware import install_middleware
 from confer.api.routes import ai, auth, health, media, meetings, users
 from confer.api.routes import docs as api_docs
 from confer.api.routes import metrics as metrics_route
+from confer.api.routes import transcripts as transcripts_route
 from confer.config import Settings, load_settings
 from confer.context import AppContext
 from confer.errors import AppError
@@ -121,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     api_docs.install(app, API_PREFIX)
+    app.include_router(transcripts_route.router, prefix=API_PREFIX)
+    ai_service.install(app)  # before signaling: the hub looks the AI service up
     sfu.install(app)  # the media plane the hub finds in ctx.extras["media"]
     signaling.install(app)
     web.install(app)

@@ -184,10 +184,28 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--full-name", default="")
     create.add_argument("--password")
     create.set_defaults(func=_user_create)
+
+    # The load tool parses its own options (`confer loadtest --help`).
+    sub.add_parser(
+        "loadtest",
+        help="load the SFU with lightweight bot participants",
+        description="Publish pre-encoded media from bots and count what the SFU forwards; "
+        "see `confer loadtest --help`.",
+        add_help=False,
+    )
     return p
 
 
+def _loadtest(argv: list[str]) -> int:
+    from confer.sfu.loadtest import main as loadtest_main
+
+    return int(loadtest_main(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["loadtest"]:
+        return _loadtest(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

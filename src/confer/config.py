@@ -90,7 +90,25 @@ class Settings(BaseSettings):
     meeting_password_attempts: int = 10  # wrong meeting passwords per user and meeting...
     meeting_password_window: float = 300.0  # ...within this many seconds, then 429
 
-    @field_validator("stun_servers", "turn_urls", "cors_origins", mode="before")
+    # AI service (speech recognition, live captions, transcripts).
+    ai_enabled: bool = True  # false: the AI endpoints answer 40001
+    ai_model_dir: Path | None = None  # default: <data_dir>/models/whisper-base
+    ai_model_sha256: str = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+    ai_preload: bool = False  # start the worker at startup instead of on first use
+    ai_threads: int = 2  # CTranslate2 threads in the worker process
+    ai_languages: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["zh", "en"])
+    ai_queue_size: int = 4  # recognitions waiting or running; more -> 503 (40001)
+    ai_user_concurrency: int = 2  # recognitions of one user in progress at once; more -> 429
+    ai_rate_per_minute: float = 30.0  # recognitions per user and minute (burst of 5); -> 429
+    ai_max_audio_bytes: int = 8 * 1024 * 1024  # decoded audio_data
+    ai_max_audio_seconds: float = 60.0
+    ai_start_timeout: float = 60.0
+    ai_request_timeout: float = 120.0
+    ai_caption_silence_ms: int = 480  # pause that ends an utterance
+    ai_caption_partial_interval: float = 1.0  # seconds between partial captions
+    ai_caption_max_utterance: float = 15.0  # longer speech is cut into several captions
+
+    @field_validator("stun_servers", "turn_urls", "cors_origins", "ai_languages", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -167,4 +168,25 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TranscriptSegment(Base):
+    """One final caption: who said what, when (AI service; filled by the caption engine)."""
+
+    __tablename__ = "transcript_segments"
+    __table_args__ = (Index("ix_transcript_meeting_start", "meeting_id", "start_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    speaker_name: Mapped[str] = mapped_column(String(100), default="")
+    utterance_id: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
