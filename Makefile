@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages the test suite starts for real (databases, browser, speech synthesis).
-TEST_DEBS := postgresql redis-server chromium espeak-ng sox
+TEST_DEBS := postgresql redis-server chromium espeak-ng sox jq curl
 RUN_DEBS :=
 
 .PHONY: run install test bench lint format system-deps-test clean

@@ -210,7 +210,7 @@ class ConferServer:
     def ws_url(self) -> str:
         return self.url.replace("http", "ws", 1) + "/ws/signaling"
 
-    def start(self, timeout: float = 30.0) -> ConferServer:
+    def start(self, timeout: float = 90.0) -> ConferServer:
         log = open(self.log_path, "w")  # noqa: SIM115 - the child keeps writing to it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "confer", "serve", "--port", str(self.port), *self.args],
