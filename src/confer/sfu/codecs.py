@@ -163,22 +163,43 @@ def write_picture_id(buf: bytearray, offset: int, long_id: bool, value: int) -> 
 
 
 class PictureIdMunger:
-    """Keeps VP8/VP9 picture IDs (and VP8 TL0PICIDX) continuous across source switches."""
+    """Keeps VP8/VP9 picture IDs (and VP8 TL0PICIDX) continuous across source switches.
 
-    __slots__ = ("_last_out", "_last_tl0", "_pic_offset", "_switch", "_tl0_offset")
+    While no switch has shifted the numbering (the common case: one source), a packet costs
+    one reference kept; the last packet sent is parsed only when a switch comes."""
+
+    __slots__ = ("_last", "_pic_offset", "_switch", "_tl0_offset")
 
     def __init__(self) -> None:
         self._pic_offset = 0
         self._tl0_offset = 0
-        self._last_out: int | None = None
-        self._last_tl0: int | None = None
+        self._last: tuple[bytearray, int, bool] | None = None  # (packet, payload start, vp9)
         self._switch = False
 
     def switch(self) -> None:
         """The next packet starts a new source: re-base its IDs after the last ones sent."""
         self._switch = True
 
+    def _previous(self) -> tuple[int | None, int | None]:
+        """Picture id and TL0PICIDX of the last packet sent, as sent."""
+        if self._last is None:
+            return None, None
+        buf, start, vp9 = self._last
+        view = memoryview(buf)[start : start + 6]
+        if vp9:
+            found = vp9_picture_id(view)
+            return (found[0] if found else None), None
+        try:
+            d = vp8_descriptor(view)
+        except ValueError:
+            return None, None
+        tl0 = buf[start + d.tl0picidx_offset] if d.tl0picidx_offset else None
+        return d.picture_id, tl0
+
     def rewrite_vp8(self, buf: bytearray, payload_start: int) -> None:
+        if not (self._switch or self._pic_offset or self._tl0_offset):
+            self._last = (buf, payload_start, False)
+            return
         try:
             d = vp8_descriptor(memoryview(buf)[payload_start : payload_start + 6])
         except ValueError:
@@ -186,24 +207,25 @@ class PictureIdMunger:
         if d.picture_id is None:
             return
         mod = 0x8000 if d.picture_id_long else 0x80
+        at_tl0 = payload_start + d.tl0picidx_offset if d.tl0picidx_offset else 0
         if self._switch:
             self._switch = False
-            nxt = 0 if self._last_out is None else self._last_out + 1
-            self._pic_offset = (nxt - d.picture_id) % mod
-            if d.tl0picidx_offset and self._last_tl0 is not None:
-                tl0 = buf[payload_start + d.tl0picidx_offset]
-                self._tl0_offset = (self._last_tl0 + 1 - tl0) & 0xFF
-        out = (d.picture_id + self._pic_offset) % mod
+            prev_pic, prev_tl0 = self._previous()
+            self._pic_offset = 0 if prev_pic is None else (prev_pic + 1 - d.picture_id) % mod
+            self._tl0_offset = 0
+            if at_tl0 and prev_tl0 is not None:
+                self._tl0_offset = (prev_tl0 + 1 - buf[at_tl0]) & 0xFF
         if self._pic_offset:
-            write_picture_id(buf, payload_start + d.picture_id_offset, d.picture_id_long, out)
-        self._last_out = out
-        if d.tl0picidx_offset:
-            at = payload_start + d.tl0picidx_offset
-            tl0 = (buf[at] + self._tl0_offset) & 0xFF
-            buf[at] = tl0
-            self._last_tl0 = tl0
+            value = (d.picture_id + self._pic_offset) % mod
+            write_picture_id(buf, payload_start + d.picture_id_offset, d.picture_id_long, value)
+        if at_tl0 and self._tl0_offset:
+            buf[at_tl0] = (buf[at_tl0] + self._tl0_offset) & 0xFF
+        self._last = (buf, payload_start, False)
 
     def rewrite_vp9(self, buf: bytearray, payload_start: int) -> None:
+        if not (self._switch or self._pic_offset):
+            self._last = (buf, payload_start, True)
+            return
         found = vp9_picture_id(memoryview(buf)[payload_start : payload_start + 3])
         if found is None:
             return
@@ -211,9 +233,8 @@ class PictureIdMunger:
         mod = 0x8000 if long_id else 0x80
         if self._switch:
             self._switch = False
-            nxt = 0 if self._last_out is None else self._last_out + 1
-            self._pic_offset = (nxt - pic) % mod
-        out = (pic + self._pic_offset) % mod
+            prev_pic, _ = self._previous()
+            self._pic_offset = 0 if prev_pic is None else (prev_pic + 1 - pic) % mod
         if self._pic_offset:
-            write_picture_id(buf, payload_start + offset, long_id, out)
-        self._last_out = out
+            write_picture_id(buf, payload_start + offset, long_id, (pic + self._pic_offset) % mod)
+        self._last = (buf, payload_start, True)

@@ -9,6 +9,7 @@ the decrypted bytes and sent at once; nothing is decoded.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -56,6 +57,7 @@ class Layer:
     height: int = 0
     last_packet: float = 0.0
     last_pli: float = -10.0
+    pli_deferred: bool = False
     nack_tries: dict[int, int] = field(default_factory=dict)
     sr_ntp: int = 0
     sr_rtp: int = 0
@@ -111,10 +113,25 @@ class UpTrack:
         if self.kind != "video" or layer is None or layer.ssrc is None:
             return
         now = time.monotonic() if now is None else now
-        if now - layer.last_pli < KEYFRAME_INTERVAL:
+        wait = layer.last_pli + KEYFRAME_INTERVAL - now
+        if wait > 0:
+            # Throttled: ask again once allowed, so a subscriber that arrives just after a
+            # keyframe does not wait for the next periodic retry.
+            if not layer.pli_deferred:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # no event loop (unit tests): the periodic retry remains
+                    return
+                layer.pli_deferred = True
+                loop.call_later(wait, self._deferred_request, layer)
             return
         if self._request_keyframe(layer.ssrc):  # not sent before the transport is up
             layer.last_pli = now
+
+    def _deferred_request(self, layer: Layer) -> None:
+        layer.pli_deferred = False
+        if not self.closed and any(dt.waiting_for_keyframe for dt in self.downtracks):
+            self.request_keyframe(layer)
 
     def set_allowed(self, allowed: bool) -> None:
         if allowed == self.allowed:
@@ -130,11 +147,15 @@ class UpTrack:
                 self.request_keyframe(layer)
 
     def forward(self, layer: Layer, data: bytes, view: rtp.RtpView, now: float) -> int:
-        """Send one packet to every subscriber that takes this layer; returns how many."""
+        """Send one packet to every subscriber that takes this layer; returns how many.
+
+        Header extensions are renumbered once per distinct subscriber numbering (usually
+        one), then each subscriber's copy only gets its own header fields."""
         if not self.allowed:
             return 0
         sent = 0
         keyframe: bool | None = None
+        templates: dict[object, bytes] = {}
         for dt in self.downtracks:
             if dt.current is not layer:
                 if dt.target is not layer or not dt.active:
@@ -146,7 +167,15 @@ class UpTrack:
                 if not keyframe:
                     continue
                 dt.switch_to(layer)
-            if dt.write(layer, data, view, now):
+            template = templates.get(dt.ext_key)
+            if template is None:
+                template = data
+                if view.ext_profile:
+                    buf = bytearray(data)
+                    rtp.remap_extensions(buf, view, dt.id_map, dt.abs_send_time_id, now)
+                    template = bytes(buf)
+                templates[dt.ext_key] = template
+            if dt.write(layer, template, view, now):
                 sent += 1
         return sent
 
@@ -195,9 +224,7 @@ class DownTrack:
             if uri in keep and uri in sub_ids
         }
         self.abs_send_time_id = sub_ids.get(ABS_SEND_TIME, 0)
-        self.identity_ext = all(k == v for k, v in self.id_map.items()) and set(self.id_map) == {
-            i for i, uri in self.uptrack.extmap.items() if uri in keep
-        }
+        self.ext_key = (tuple(sorted(self.id_map.items())), self.abs_send_time_id)
 
     def activate(self) -> None:
         self.active = True
@@ -218,26 +245,24 @@ class DownTrack:
         if layer is not None and layer is not self.current:
             self.uptrack.request_keyframe(layer)
 
-    def _rewrite(self, data: bytes, view: rtp.RtpView, seq: int, ts: int, now: float) -> bytearray:
-        buf = bytearray(data)
-        rtp.set_header(buf, view.marker, self.pt, seq, ts, self.ssrc)
-        if view.ext_profile:
-            rtp.remap_extensions(buf, view, self.id_map, self.abs_send_time_id, now)
+    def _munge(self, buf: bytearray, view: rtp.RtpView) -> None:
         if view.payload_start < view.payload_end:
             codec = self.uptrack.codec
             if codec == codecs.VP8:
                 self.munger.rewrite_vp8(buf, view.payload_start)
             elif codec == codecs.VP9:
                 self.munger.rewrite_vp9(buf, view.payload_start)
-        return buf
 
-    def write(self, layer: Layer, data: bytes, view: rtp.RtpView, now: float) -> bool:
+    def write(self, layer: Layer, template: bytes, view: rtp.RtpView, now: float) -> bool:
+        """Send a packet whose extensions are already renumbered for this subscriber."""
         if not self.active or self.paused:
             return False
         out = self.seqmap.map(layer.ssrc or 0, view.sequence_number, view.timestamp, now)
         if out is None:
             return False
-        buf = self._rewrite(data, view, out[0], out[1], now)
+        buf = bytearray(template)
+        rtp.set_header(buf, view.marker, self.pt, out[0], out[1], self.ssrc)
+        self._munge(buf, view)
         if not self._send(buf):
             return False
         self.packets += 1
@@ -262,7 +287,10 @@ class DownTrack:
         ts_offset = self.seqmap.ts_offset_of(out_seq)
         if ts_offset is None:
             return False
-        buf = self._rewrite(data, view, out_seq, view.timestamp + ts_offset, now)
+        buf = bytearray(data)
+        rtp.set_header(buf, view.marker, self.pt, out_seq, view.timestamp + ts_offset, self.ssrc)
+        if view.ext_profile:
+            rtp.remap_extensions(buf, view, self.id_map, self.abs_send_time_id, now)
         if self.rtx_pt is not None and self.rtx_ssrc is not None:
             self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
             buf = rtp.wrap_rtx(buf, rtp.parse(buf), self.rtx_pt, self.rtx_ssrc, self.rtx_seq)
