@@ -25,9 +25,10 @@ def sapi(sig: ConferServer) -> Iterator[Api]:
 
 @pytest.fixture(scope="session")
 def tight_server(server_factory: Callable[..., ConferServer]) -> ConferServer:
-    """Short idle timeout and resume grace, small queues and budgets."""
+    """Short idle timeout and resume grace, small queues and budgets, no media plane."""
     return server_factory(
         {
+            "CONFER_SFU_ENABLED": "false",
             "CONFER_WS_IDLE_TIMEOUT": "3",
             "CONFER_WS_RESUME_GRACE": "1",
             "CONFER_WS_SEND_QUEUE": "64",

@@ -17,6 +17,7 @@ from confer.db.models import Participant
 from confer.services.roles import Permission
 from confer.signaling import protocol as p
 from confer.signaling.protocol import Inbound, MsgType, SignalCode, SignalError, message
+from confer.signaling.roominfo import room_info
 
 if TYPE_CHECKING:
     from confer.signaling.hub import Hub
@@ -58,7 +59,7 @@ class Handlers:
         """The socket joined on connect; join-room again just returns a fresh room-info."""
         p.join_room(msg, s.meeting_id, s.user_id)
         entries = await self.hub.presence.snapshot(s.meeting_id)
-        self.hub.unicast(s, self.hub.room_info(s, entries, resumed=False))
+        self.hub.unicast(s, room_info(self.hub, s, entries, resumed=False))
 
     async def leave_room(self, s: Session, msg: Inbound) -> None:
         await self.hub.leave(s, "left", close=(p.CloseCode.NORMAL, "Left the meeting"))

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from confer.bus.events import meeting_topic
 from confer.db.models import utcnow
+from confer.signaling.cluster import Cluster, HubSink
 from confer.signaling.codec import Outbound
 from confer.signaling.connection import Connection
-from confer.signaling.media import MediaPlane, PeerRef
+from confer.signaling.media import MediaPlane
 from confer.signaling.presence import Entry, MemoryPresence, Presence, RedisPresence
-from confer.signaling.protocol import CloseCode, MsgType, error_payload, iso, message
+from confer.signaling.protocol import CloseCode, MsgType, error_payload, message
 from confer.signaling.records import Admission, Records
+from confer.signaling.roominfo import people, public, room_info
 from confer.signaling.rooms import Room, Rooms, Session
 
 if TYPE_CHECKING:
@@ -35,11 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-NODE_TTL = 15.0
-
-
-def signal_topic(meeting_id: int) -> str:
-    return f"signal:{meeting_id}"
 
 
 class Hub:
@@ -57,6 +54,7 @@ class Hub:
         self._background: set[asyncio.Task[Any]] = set()
         self._room_locks: dict[int, asyncio.Lock] = {}
         self.sink = HubSink(self)
+        self.cluster = Cluster(self)
         self._media_attached: MediaPlane | None = None
         from confer.signaling.moderation import Moderation
 
@@ -73,8 +71,7 @@ class Hub:
     # --- lifecycle of the hub -----------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.clustered:
-            await self.presence.heartbeat(self.node, NODE_TTL)
+        await self.cluster.heartbeat()
         self._tasks = [
             asyncio.create_task(self._every(1.0, self._sweep_idle), name="signaling-idle"),
             asyncio.create_task(self._every(5.0, self._housekeeping), name="signaling-house"),
@@ -126,13 +123,8 @@ class Hub:
 
     async def _housekeeping(self) -> None:
         await self.records.flush()
-        if not self.clustered:
-            return
-        await self.presence.heartbeat(self.node, NODE_TTL)
-        for meeting_id in list(self.rooms.by_meeting):
-            for e in await self.presence.dead_entries(meeting_id):
-                if await self.presence.remove(meeting_id, e["session_id"], node=e["node"]):
-                    await self.announce_left(meeting_id, e, "disconnected")
+        await self.cluster.heartbeat()
+        await self.cluster.reap()
 
     # --- delivery -----------------------------------------------------------------------------
 
@@ -155,7 +147,7 @@ class Hub:
         if room is not None:
             room.broadcast(Outbound(msg), except_session)
         if self.clustered:
-            await self._publish(meeting_id, {"k": "room", "x": except_session, "m": msg})
+            await self.cluster.publish(meeting_id, {"k": "room", "x": except_session, "m": msg})
 
     async def to_user(
         self,
@@ -168,34 +160,9 @@ class Hub:
         room = self.rooms.get(meeting_id)
         n = room.to_user(Outbound(msg), user_id, peer_id, except_session) if room else 0
         if self.clustered:
-            await self._publish(
-                meeting_id, {"k": "user", "u": user_id, "p": peer_id, "x": except_session, "m": msg}
-            )
+            body = {"k": "user", "u": user_id, "p": peer_id, "x": except_session, "m": msg}
+            await self.cluster.publish(meeting_id, body)
         return n
-
-    async def _publish(self, meeting_id: int, body: dict[str, Any]) -> None:
-        body["n"] = self.node
-        try:
-            await self.ctx.bus.publish(signal_topic(meeting_id), body)
-        except Exception:
-            log.exception("could not publish to the other signaling processes")
-
-    async def _on_signal(self, meeting_id: int, body: dict[str, Any]) -> None:
-        """A message from another process for sockets of ours."""
-        if body.get("n") == self.node:
-            return
-        room = self.rooms.get(meeting_id)
-        if room is None:
-            return
-        kind = body.get("k")
-        if kind == "room":
-            room.broadcast(Outbound(body["m"]), body.get("x"))
-        elif kind == "user":
-            room.to_user(Outbound(body["m"]), body["u"], body.get("p"), body.get("x"))
-        elif kind == "evict":
-            s = room.sessions.get(body["s"])
-            if s is not None and s.user_id == body["u"]:
-                self._forget(room, s, CloseCode.REPLACED, "Resumed on another server")
 
     # --- rooms --------------------------------------------------------------------------------
 
@@ -219,12 +186,7 @@ class Hub:
                     )
                 )
                 if self.clustered:
-                    room.subscriptions.append(
-                        await bus.subscribe(
-                            signal_topic(meeting_id),
-                            lambda body, m=meeting_id: self._on_signal(m, body),
-                        )
-                    )
+                    room.subscriptions.append(await self.cluster.follow(meeting_id))
         return room
 
     async def _release_room(self, room: Room) -> None:
@@ -264,14 +226,14 @@ class Hub:
             await self.presence.put(a.meeting_id, s.entry(self.node))
         self.records.touch(a.meeting_id, a.user_id)
         entries = await self.presence.snapshot(a.meeting_id)
-        self.unicast(s, self.room_info(s, entries, resumed))
+        self.unicast(s, room_info(self, s, entries, resumed))
         if not resumed:
             await self.to_room(
                 a.meeting_id,
                 message(
                     MsgType.USER_JOINED,
                     a.meeting_id,
-                    {**self.public(s.entry(self.node)), "participant_count": _users(entries)},
+                    {**public(s.entry(self.node)), "participant_count": people(entries)},
                     session_id=s.session_id,
                     peer_id=s.peer_id,
                 ),
@@ -302,44 +264,9 @@ class Hub:
             local.epoch += 1
             await self.presence.put(a.meeting_id, local.entry(self.node))
             return local
-        if not self.clustered:
-            return None
-        # The session may be held (or waiting out its grace) on another process.
-        key = hint
-        if key is None:
-            mine = [
-                e
-                for e in await self.presence.snapshot(a.meeting_id)
-                if e["user_id"] == a.user_id and e["peer_id"] == peer_id
-            ]
-            key = mine[0]["session_id"] if mine else None
-        if key is None:
-            return None
-        before = await self.presence.claim(a.meeting_id, key, a.user_id, self.node, peer_id)
-        if before is None:
-            return None
-        s = Session(
-            admission=a,
-            session_id=key,
-            peer_id=peer_id,
-            joined_at=utcnow(),
-            conn=conn,
-            role=a.role,
-            epoch=int(before.get("epoch", 0)) + 1,
-            audio_muted=bool(before.get("audio_muted")),
-            video_muted=bool(before.get("video_muted")),
-            sharing=bool(before.get("sharing")),
-            can_share_screen=a.can_share_screen,
-        )
-        with contextlib.suppress(Exception):
-            from datetime import datetime
+        return await self.cluster.claim(room, conn, a, peer_id, hint)
 
-            s.joined_at = datetime.fromisoformat(before["joined_at"].replace("Z", "+00:00"))
-        room.add(s)
-        await self._publish(a.meeting_id, {"k": "evict", "s": key, "u": a.user_id})
-        return s
-
-    def _forget(self, room: Room, s: Session, code: int, reason: str) -> None:
+    def forget(self, room: Room, s: Session, code: int, reason: str) -> None:
         """Drop a session here without telling anyone (it lives on elsewhere)."""
         s.gone = True
         if s.grace is not None:
@@ -426,7 +353,7 @@ class Hub:
             "session_id": entry["session_id"],
             "peer_id": entry["peer_id"],
             "reason": reason,
-            "participant_count": _users(entries),
+            "participant_count": people(entries),
         }
         await self.to_room(
             meeting_id,
@@ -441,72 +368,6 @@ class Hub:
 
     # --- room-info ----------------------------------------------------------------------------
 
-    @staticmethod
-    def public(e: Entry) -> dict[str, Any]:
-        return {
-            "user_id": e["user_id"],
-            "username": e["username"],
-            "full_name": e.get("full_name", ""),
-            "session_id": e["session_id"],
-            "peer_id": e["peer_id"],
-            "role": e.get("role", "participant"),
-            "joined_at": e["joined_at"],
-            "last_active_at": e.get("last_active_at", e["joined_at"]),
-            "audio_muted": bool(e.get("audio_muted")),
-            "video_muted": bool(e.get("video_muted")),
-            "sharing": bool(e.get("sharing")),
-            "connected": bool(e.get("connected", True)),
-        }
-
-    def room_info(self, s: Session, entries: list[Entry], resumed: bool) -> dict[str, Any]:
-        room = self.rooms.get(s.meeting_id)
-        participants = []
-        for e in entries:
-            if e["session_id"] == s.session_id:
-                e = s.entry(self.node)
-            local = room.sessions.get(e["session_id"]) if room else None
-            if local is not None and local.last_active_at is not None:
-                e["last_active_at"] = iso(local.last_active_at)
-            participants.append({**self.public(e), "is_self": e["session_id"] == s.session_id})
-        servers = self.ice_servers(s.user_id)
-        settings = room.settings if room else {}
-        payload = {
-            "meeting_id": s.meeting_id,
-            "participant_count": _users(entries),
-            "session_id": s.session_id,
-            "peer_id": s.peer_id,
-            "ice_servers": servers,
-            "participants": participants,
-            "user_id": s.user_id,
-            "role": s.role,
-            "host_id": s.admission.host_id,
-            "resumed": resumed,
-            "max_screen_shares": self.max_sharers(settings),
-            "screen_share_requires_permission": bool(
-                settings.get("screen_share_requires_permission", True)
-            ),
-            "resume_grace": self.settings.ws_resume_grace,
-            "heartbeat_interval": self.settings.ws_heartbeat_interval,
-            "idle_timeout": self.settings.ws_idle_timeout,
-        }
-        return message(
-            MsgType.ROOM_INFO, s.meeting_id, payload, session_id=s.session_id, peer_id=s.peer_id
-        )
-
-    def ice_servers(self, user_id: int) -> list[dict[str, str]]:
-        """The same list as the REST join answer (STUN, TURN with short-lived credentials)."""
-        try:
-            from confer.services.ice import ice_servers_for
-        except ImportError:  # the meetings service is not installed: STUN only
-            return [{"urls": url} for url in self.settings.stun_servers]
-        out = []
-        for i in ice_servers_for(self.settings, user_id):
-            server = {"urls": i.urls}
-            if i.username is not None and i.credential is not None:
-                server |= {"username": i.username, "credential": i.credential}
-            out.append(server)
-        return out
-
     def max_sharers(self, settings: dict[str, Any]) -> int:
         value = settings.get("max_screen_shares")
         return (
@@ -516,33 +377,3 @@ class Hub:
     def touch(self, s: Session) -> None:
         s.last_active_at = utcnow()
         self.records.touch(s.meeting_id, s.user_id)
-
-
-def _users(entries: list[Entry]) -> int:
-    return len({e["user_id"] for e in entries})
-
-
-class HubSink:
-    """How the media plane reaches sockets: messages from the server, `from_user_id` 0."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-
-    async def send(self, peer: PeerRef, msg_type: int, payload: dict[str, Any]) -> None:
-        msg = message(
-            msg_type,
-            peer.meeting_id,
-            payload,
-            to_user_id=peer.user_id,
-            session_id=peer.session_id,
-            peer_id=peer.peer_id,
-        )
-        room = self.hub.rooms.get(peer.meeting_id)
-        s = room.sessions.get(peer.session_id) if room else None
-        if s is not None:
-            self.hub.unicast(s, msg)
-        else:
-            await self.hub.to_user(peer.meeting_id, peer.user_id, msg, peer_id=peer.peer_id)
-
-    async def broadcast(self, meeting_id: int, msg_type: int, payload: dict[str, Any]) -> None:
-        await self.hub.to_room(meeting_id, message(msg_type, meeting_id, payload))

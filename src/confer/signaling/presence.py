@@ -210,4 +210,3 @@ class RedisPresence:
 
 
 Presence = MemoryPresence | RedisPresence
-

@@ -1,0 +1,380 @@
+"""Signaling capacity of one `confer serve` process: idle sockets and chat fan-out latency.
+
+1. 50 meetings x 100 participants = 5,000 WebSocket connections held open (idle, pinging
+   every 25 s): the server's RSS must stay under 1 GiB.
+2. On those connections, 500 chat messages/s in aggregate (10/s per room, each from a random
+   member): every message is delivered to the 100 sockets of its room, 50,000 deliveries/s.
+   Delivery latency (server receive -> store -> fan-out -> client socket) must have p99 < 100 ms.
+
+The server is a real `confer serve` on SQLite, started as the tests start it, with its own
+fd limit raised. Users, meetings and participant rows are seeded straight into its database
+and access tokens minted with its secret (registering 5,000 users through argon2 would only
+measure password hashing). Clients are deliberately light: a minimal asyncio WebSocket client
+(no permessage-deflate offered, as most native clients) in several processes, each message's
+send time (wall clock, same host) carried in its content. Bounded: 5,000 connections, a fixed
+load duration, hard time-outs.
+
+Settings (environment): BENCH_SIG_ROOMS (50), BENCH_SIG_PER_ROOM (100), BENCH_SIG_RATE (500),
+BENCH_SIG_SECONDS (10), BENCH_SIG_PROCS (4 client processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import multiprocessing as mp
+import os
+import random
+import resource
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tests.support.servers import ConferServer
+
+from confer.auth.tokens import TokenCodec
+
+RESULTS = Path(__file__).parent / "results"
+SECRET = "bench-signaling-secret-0123456789-abcdefghijklmnop"
+TARGET_RSS_MIB = 1024
+TARGET_P99_MS = 100.0
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+# --- a minimal WebSocket client -----------------------------------------------------------------
+
+
+class WsClient(asyncio.Protocol):
+    """Client side of RFC 6455 for text frames: enough to join, chat, ping and time deliveries."""
+
+    def __init__(self, latencies: list[float], counts: list[int]) -> None:
+        self.buf = bytearray()
+        self.open = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.latencies = latencies
+        self.counts = counts
+        self.handshaken = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.handshaken:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.buf.startswith(b"HTTP/1.1 101"):
+                self.open.set_exception(RuntimeError(bytes(self.buf[:200]).decode()))
+                return
+            del self.buf[: end + 4]
+            self.handshaken = True
+        now = time.time()
+        while len(self.buf) >= 2:
+            length = self.buf[1] & 0x7F
+            head = 2
+            if length == 126:
+                if len(self.buf) < 4:
+                    return
+                length, head = int.from_bytes(self.buf[2:4], "big"), 4
+            elif length == 127:
+                if len(self.buf) < 10:
+                    return
+                length, head = int.from_bytes(self.buf[2:10], "big"), 10
+            if len(self.buf) < head + length:
+                return
+            payload = bytes(self.buf[head : head + length])
+            del self.buf[: head + length]
+            self.counts[0] += 1
+            if not self.open.done():
+                self.open.set_result(None)  # room-info
+            at = payload.find(b'"content":"t=')
+            if at >= 0:
+                stop = payload.index(b'"', at + 13)
+                self.latencies.append(now - float(payload[at + 13 : stop]))
+
+    def send(self, text: str) -> None:
+        data = text.encode()
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
+        key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+        masked = (int.from_bytes(data, "big") ^ key).to_bytes(n, "big")
+        assert self.transport is not None
+        self.transport.write(head + mask + masked)
+
+
+async def connect(port: int, path: str, latencies: list[float], counts: list[int]) -> WsClient:
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_connection(lambda: WsClient(latencies, counts), "127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    assert proto.transport is not None
+    proto.transport.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await asyncio.wait_for(proto.open, 60)
+    return proto
+
+
+# --- client processes ---------------------------------------------------------------------------
+
+
+def client_process(
+    port: int,
+    rooms: list[tuple[int, list[tuple[int, str]]]],
+    rate_per_room: float,
+    go: Any,
+    stop: Any,
+    ready: Any,
+    out: Any,
+) -> None:
+    asyncio.run(_client(port, rooms, rate_per_room, go, stop, ready, out))
+
+
+async def _client(
+    port: int,
+    rooms: list[tuple[int, list[tuple[int, str]]]],
+    rate_per_room: float,
+    go: Any,
+    stop: Any,
+    ready: Any,
+    out: Any,
+) -> None:
+    latencies: list[float] = []
+    counts = [0]
+    sem = asyncio.Semaphore(50)
+    by_room: dict[int, list[WsClient]] = {}
+
+    async def one(meeting_id: int, user_id: int, token: str) -> None:
+        async with sem:
+            path = (
+                f"/ws/signaling?token={token}&meeting_id={meeting_id}&user_id={user_id}"
+                f"&peer_id=b{user_id}"
+            )
+            by_room.setdefault(meeting_id, []).append(await connect(port, path, latencies, counts))
+
+    async def pinger() -> None:
+        """Every socket says something every 20 s, as the spec's heartbeat asks."""
+        while True:
+            await asyncio.sleep(20)
+            for clients in list(by_room.values()):
+                for c in clients:
+                    c.send('{"type":11}')
+
+    ping = asyncio.create_task(pinger())
+    await asyncio.gather(*(one(m, u, t) for m, members in rooms for u, t in members))
+    ready.put(sum(len(v) for v in by_room.values()))
+    await asyncio.to_thread(go.wait)  # a multiprocessing Event
+    latencies.clear()
+    counts[0] = 0
+
+    async def chatter(clients: list[WsClient]) -> int:
+        sent, period, start = 0, 1.0 / rate_per_room, time.monotonic()
+        while not stop.is_set():
+            msg = {"type": 8, "payload": {"content": f"t={time.time():.6f}"}}
+            random.choice(clients).send(orjson.dumps(msg).decode())
+            sent += 1
+            await asyncio.sleep(max(0.0, start + sent * period - time.monotonic()))
+        return sent
+
+    sent = sum(await asyncio.gather(*(chatter(cs) for cs in by_room.values())))
+    await asyncio.sleep(1.0)  # let the last deliveries land
+    ping.cancel()
+    out.put({"sent": sent, "received": counts[0], "latencies": latencies})
+
+
+# --- server side --------------------------------------------------------------------------------
+
+
+def seed(db_path: Path, rooms: int, per_room: int, codec: TokenCodec) -> list[Any]:
+    """Users, meetings and joined participants, straight into the server's database."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    con = sqlite3.connect(db_path, timeout=30)
+    cur = con.cursor()
+    plan = []
+    for r in range(rooms):
+        members = []
+        for i in range(per_room):
+            name = f"b{r}x{i}x{os.getpid()}"
+            cur.execute(
+                "INSERT INTO users (username, email, password_hash, full_name, is_active,"
+                " created_at, updated_at) VALUES (?, ?, 'x', ?, 1, ?, ?)",
+                (name, f"{name}@bench.invalid", name, now, now),
+            )
+            uid = cur.lastrowid
+            assert uid is not None
+            members.append((uid, codec.issue_access(uid, name, f"{name}@bench.invalid")))
+        host = members[0][0]
+        cur.execute(
+            "INSERT INTO meetings (meeting_code, title, description, host_id, duration,"
+            " max_participants, is_public, status, settings, created_at, updated_at)"
+            " VALUES (?, 'bench', '', ?, 60, ?, 0, 'active', '{}', ?, ?)",
+            (f"B{os.getpid() % 1000:03d}-{r:03d}-XYZ"[:11], host, per_room, now, now),
+        )
+        mid = cur.lastrowid
+        for uid, _ in members:
+            cur.execute(
+                "INSERT INTO participants (meeting_id, user_id, role, state, joined_at,"
+                " last_active_at, audio_muted, video_muted, muted_by_host, can_share_screen)"
+                " VALUES (?, ?, ?, 'joined', ?, ?, 0, 0, 0, 0)",
+                (mid, uid, "host" if uid == host else "participant", now, now),
+            )
+        plan.append((mid, members))
+    con.commit()
+    con.close()
+    return plan
+
+
+def proc_stat(pid: int) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds) of a process."""
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))]
+
+
+def main() -> int:
+    rooms, per_room = env_int("BENCH_SIG_ROOMS", 50), env_int("BENCH_SIG_PER_ROOM", 100)
+    rate, seconds = env_int("BENCH_SIG_RATE", 500), env_int("BENCH_SIG_SECONDS", 10)
+    procs = env_int("BENCH_SIG_PROCS", 4)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
+    srv = ConferServer({"CONFER_SECRET_KEY": SECRET, "CONFER_WS_SEND_QUEUE": "1024"}).start()
+    try:
+        assert srv.proc is not None
+        codec = TokenCodec(SECRET, "meeting-system", 86400)
+        plan = seed(srv.data_dir / "confer.db", rooms, per_room, codec)
+        ctx = mp.get_context("spawn")
+        go, stop, ready, out = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue()
+        shares = [plan[i::procs] for i in range(procs)]
+        workers = [
+            ctx.Process(
+                target=client_process, args=(srv.port, share, rate / rooms, go, stop, ready, out)
+            )
+            for share in shares
+            if share
+        ]
+        rss0, _ = proc_stat(srv.proc.pid)
+        t0 = time.monotonic()
+        for w in workers:
+            w.start()
+        connected = sum(ready.get(timeout=300) for _ in workers)
+        connect_s = time.monotonic() - t0
+        time.sleep(3)
+        rss_idle, cpu0 = proc_stat(srv.proc.pid)
+        go.set()
+        time.sleep(seconds)
+        stop.set()
+        reports = [out.get(timeout=120) for _ in workers]
+        rss_load, cpu1 = proc_stat(srv.proc.pid)
+        for w in workers:
+            w.join(30)
+    finally:
+        srv.stop()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    lat = [x * 1000 for r in reports for x in r["latencies"]]
+    sent = sum(r["sent"] for r in reports)
+    expected = sent * per_room
+    result = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cpus": os.cpu_count(),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "rooms": rooms,
+        "per_room": per_room,
+        "connections": connected,
+        "connect_seconds": round(connect_s, 1),
+        "rss_mib_empty": round(rss0, 1),
+        "rss_mib_idle": round(rss_idle, 1),
+        "rss_mib_under_load": round(rss_load, 1),
+        "rss_kib_per_connection": round((rss_idle - rss0) * 1024 / max(1, connected), 1),
+        "chat_rate_target": rate,
+        "load_seconds": seconds,
+        "chats_sent": sent,
+        "deliveries_expected": expected,
+        "deliveries_timed": len(lat),
+        "deliveries_per_second": round(len(lat) / seconds),
+        "latency_ms": {
+            k: round(pct(lat, p), 2)
+            for k, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100))
+        },
+        "server_cpu_us_per_delivery": round((cpu1 - cpu0) / max(1, len(lat)) * 1e6, 2),
+        "targets": {"rss_mib": TARGET_RSS_MIB, "p99_ms": TARGET_P99_MS},
+    }
+    met = (
+        connected == rooms * per_room
+        and rss_idle < TARGET_RSS_MIB
+        and result["latency_ms"]["p99"] < TARGET_P99_MS
+        and len(lat) >= 0.99 * expected
+    )
+    result["met"] = met
+    write(result)
+    print(json.dumps(result, indent=2))
+    return 0 if met else 1
+
+
+def write(r: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "signaling.json").write_text(json.dumps(r, indent=2) + "\n")
+    lat, t = r["latency_ms"], r["targets"]
+    rows = [
+        (
+            f"concurrent connections ({r['rooms']} rooms x {r['per_room']})",
+            r["connections"],
+            r["rooms"] * r["per_room"],
+        ),
+        (
+            "server RSS: empty / idle with all connections",
+            f"{r['rss_mib_empty']} / {r['rss_mib_idle']} MiB",
+            f"< {t['rss_mib']} MiB",
+        ),
+        ("RSS per idle connection", f"{r['rss_kib_per_connection']} KiB", ""),
+        ("time to connect everyone", f"{r['connect_seconds']} s", ""),
+        (
+            f"chat messages sent ({r['load_seconds']} s at {r['chat_rate_target']}/s)",
+            r["chats_sent"],
+            "",
+        ),
+        (
+            "deliveries timed / expected",
+            f"{r['deliveries_timed']} / {r['deliveries_expected']}",
+            "all",
+        ),
+        ("deliveries per second", r["deliveries_per_second"], ""),
+        (
+            "delivery latency p50 / p90 / p99 / p99.9 / max",
+            f"{lat['p50']} / {lat['p90']} / {lat['p99']} / {lat['p99.9']} / {lat['max']} ms",
+            f"p99 < {t['p99_ms']:g} ms",
+        ),
+        ("server CPU per delivery", f"{r['server_cpu_us_per_delivery']} µs", ""),
+        ("server RSS under load", f"{r['rss_mib_under_load']} MiB", ""),
+    ]
+    table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    (RESULTS / "signaling.md").write_text(
+        f"# Signaling benchmark ({r['when']})\n\n"
+        "`python -m bench signaling` (bench/signaling.py): one `confer serve` process (SQLite),\n"
+        f"{r['cpus']} CPUs shared with the load generator and whatever else runs; 1-minute load\n"
+        f"average {r['loadavg_1m']} when it ended.\n\n"
+        "| measure | value | target |\n|---|---|---|\n"
+        f"{table}\n\n"
+        f"Targets met: **{'yes' if r['met'] else 'no'}**. Latency is wall clock from the sender's\n"
+        "send call to the receiver's read, both on this host, so it includes the client\n"
+        "processes' own scheduling on the shared CPUs.\n"
+    )
