@@ -139,3 +139,16 @@ def test_malformed_stun_rtp_and_dtls_datagrams_neither_crash_nor_leak(
             await pair.close()
 
     asyncio.run(run())
+
+
+async def test_an_announced_address_replaces_the_host_one_in_candidates() -> None:
+    t = adapter.MediaTransport(lambda d: None, lambda d: None, lambda s: None, "203.0.113.7")
+    adapter.use_host_addresses(["127.0.0.1"])
+    try:
+        await t.gather()
+    finally:
+        adapter.use_host_addresses([])
+    (line,) = t.local_candidates()
+    assert " 203.0.113.7 " in line and " typ host" in line
+    assert str(t.local_ports[0]) in line  # the port stays the one bound locally
+    await t.close()

@@ -136,3 +136,14 @@ async def test_audience_offers_are_answered_inactive_and_nothing_is_forwarded(ro
     assert [m.direction for m in sdp.parse(answer["sdp"]).media] == ["inactive", "inactive"]
     assert r.peers["1/viewer"].uptracks == {}
     await viewer.close()
+
+
+async def test_an_unknown_source_label_is_refused_before_anything_changes(room: Any) -> None:
+    r, wire = room
+    bot = Bot("labels", True, encoded_video())
+    offer = {"type": "offer", "sdp": await bot.offer(), "sources": {"0": "microphone", "1": "tv"}}
+    with pytest.raises(BadRequest, match="unknown source"):
+        await r.handle(ref(1, "labels"), 1, offer, True)
+    assert "1/labels" not in r.peers or r.peers["1/labels"].uptracks == {}
+    assert wire.inbox.get("labels") is None
+    await bot.close()

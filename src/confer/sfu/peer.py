@@ -123,6 +123,12 @@ class Peer(MediaRouting):
             fingerprints = desc.dtls_fingerprints()
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        sources = payload.get("sources") or {}
+        if not isinstance(sources, dict) or len(sources) > sdp.MAX_MEDIA:
+            raise BadRequest("payload.sources must map mids to sources")
+        bad = [v for v in sources.values() if v not in messages.SOURCES]
+        if bad:  # refused before anything changes: nothing is left half-applied
+            raise BadRequest(f"unknown source {str(bad[0])[:20]!r}; use {list(messages.SOURCES)}")
         if self.pending is not None:  # glare: the client's offer wins
             self.pending = None
             self.needs_offer = True
@@ -138,8 +144,7 @@ class Peer(MediaRouting):
             self.transport.set_receive_buffer(self.config.receive_buffer)
             self.remote_ufrag = ufrag
         self.pts.learn(desc)
-        sources = payload.get("sources") if isinstance(payload.get("sources"), dict) else {}
-        answer = self._answer(desc, sources or {})
+        answer = self._answer(desc, sources)
         self._send(messages.ANSWER, {"type": "answer", "sdp": answer})
         if first:
             assert self.transport is not None
@@ -219,8 +224,6 @@ class Peer(MediaRouting):
     def _publish(
         self, slot: Slot, m: sdp.Media, codec: sdp.Codec, rtx: sdp.Codec | None, source: str
     ) -> None:
-        if source not in messages.SOURCES:
-            raise BadRequest(f"unknown source {source!r}")
         up = slot.uptrack
         if up is not None and up.pt == codec.pt and up.source == source:
             return  # unchanged by this renegotiation
