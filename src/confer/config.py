@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 50 * 1024 * 1024
     max_page_size: int = 100
 
+    # Media uploads (files): per-user limits, on top of max_upload_bytes.
+    upload_burst: int = 10  # uploads a user may start back to back...
+    upload_rate_per_minute: float = 20.0  # ...then this many per minute
+    upload_concurrency_per_user: int = 2  # uploads of one user in progress at once
+
     # Token buckets: sustained requests/second and burst, per client IP and per user.
     rate_limit_rps: float = 50.0
     rate_limit_burst: int = 200
