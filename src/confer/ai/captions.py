@@ -187,7 +187,9 @@ class SpeakerStream:
                 if end is not None:
                     jobs += self._on_boundary(end)
                 jobs += self._on_boundary(self.segmenter.reopen())
-            elif now - self.last_partial >= self.partial_every:
+            elif now - self.last_partial >= self.partial_every and not self.segmenter.pausing:
+                # No partial during a pause: the final may be due in a moment, and a partial
+                # still running then would delay it by a whole inference.
                 self.last_partial = now
                 jobs.append(self._job(self.open_at, now, final=False))
         else:

@@ -103,6 +103,11 @@ class Segmenter:
         self._pending = buf[n * FRAME :].copy()
         return out
 
+    @property
+    def pausing(self) -> bool:
+        """In an utterance, but the last frames were silent: its end may be near."""
+        return self.in_speech and self._run > 0
+
     def force_end(self) -> Boundary | None:
         """Close an utterance that is still open (stream closed or length cap reached)."""
         if not self.in_speech:
