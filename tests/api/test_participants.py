@@ -415,6 +415,7 @@ def test_screen_share_permission_is_granted_and_revoked_by_host_and_co_host(api:
     audience = c.path(f"/participants/{c.pid(c.audience)}/screen-share")
     err(api.put(audience, c.host, json={"allowed": True}), 400)
     err(api.put(target, c.host, json={"allowed": "sure"}), 400)
+    err(api.put(target, c.host, json={"allowed": 1}), 400)
 
 
 def test_nothing_can_be_moderated_once_the_meeting_ended(api: Api) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -29,15 +29,15 @@ class MeetingSettingsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enable_recording: bool | None = None
-    enable_ai_analysis: bool | None = None
-    require_password: bool | None = None
+    enable_recording: StrictBool | None = None
+    enable_ai_analysis: StrictBool | None = None
+    require_password: StrictBool | None = None
     password: str | None = Field(default=None, min_length=4, max_length=64)
-    screen_share_requires_permission: bool | None = None
-    max_screen_shares: int | None = Field(default=None, ge=1, le=16)
-    mute_on_join: bool | None = None
-    allow_self_unmute: bool | None = None
-    enable_chat: bool | None = None
+    screen_share_requires_permission: StrictBool | None = None
+    max_screen_shares: StrictInt | None = Field(default=None, ge=1, le=16)
+    mute_on_join: StrictBool | None = None
+    allow_self_unmute: StrictBool | None = None
+    enable_chat: StrictBool | None = None
     default_role: Literal["participant", "audience"] | None = Field(
         default=None, description="Role given to people who join (audience: a webinar)"
     )
@@ -53,15 +53,23 @@ class MeetingFields(BaseModel):
 
     description: str | None = Field(default=None, max_length=5000)
     start_time: datetime | None = Field(default=None, description="UTC if no offset is given")
-    duration: int | None = Field(default=None, ge=1, le=1440, description="Minutes")
-    max_participants: int | None = Field(default=None, ge=2)
-    is_public: bool | None = None
+    duration: StrictInt | None = Field(default=None, ge=1, le=1440, description="Minutes")
+    max_participants: StrictInt | None = Field(default=None, ge=2)
+    is_public: StrictBool | None = None
     settings: MeetingSettingsIn | None = None
 
     @field_validator("description")
     @classmethod
     def _description(cls, v: str | None) -> str | None:
         return _no_nul(v.strip()) if v is not None else v
+
+    @field_validator("start_time", mode="before")
+    @classmethod
+    def _iso_only(cls, v: object) -> object:
+        # Lax pydantic would read a number as a Unix time; the contract shows ISO 8601 only.
+        if v is not None and not isinstance(v, str | datetime):
+            raise ValueError("must be an ISO 8601 date-time such as 2025-10-01T14:00:00Z")
+        return v
 
     @field_validator("start_time")
     @classmethod

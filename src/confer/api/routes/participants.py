@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from confer.api.deps import Ctx, CurrentUser, Session
 from confer.api.envelope import Envelope, Page, Timestamp, total_pages
@@ -95,7 +95,7 @@ class MuteAllOut(BaseModel):
 
 
 class ScreenShareIn(BaseModel):
-    allowed: bool
+    allowed: StrictBool
 
 
 class ChatMessageOut(BaseModel):
