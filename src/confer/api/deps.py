@@ -25,7 +25,10 @@ async def get_session(ctx: Ctx) -> AsyncIterator[AsyncSession]:
         yield s
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response is sent. FastAPI's default ("request") commits
+# after it, so a client could be told 200 for a write that then fails, or not yet see its own
+# write on its next request (seen as "user no longer exists" right after registering).
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def bearer_token(request: Request) -> str:
