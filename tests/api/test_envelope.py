@@ -25,3 +25,11 @@ def test_security_headers_are_set(api: Api) -> None:
     assert r.headers["content-security-policy"].startswith("default-src 'self'")
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"]
+
+
+def test_405_names_every_method_of_the_path(api: Api) -> None:
+    r = api.request("PATCH", "/api/v1/meetings")
+    err(r, 405, err_type="MethodNotAllowed")
+    assert {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "POST"}
+    r = api.request("PATCH", "/api/v1/users/profile")
+    assert {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "PUT"}
