@@ -77,6 +77,15 @@ def test_partials_come_while_speaking_and_precede_their_final(
     assert any(w in partials[-1].text.lower() for w in ("please", "send", "meeting"))
 
 
+def test_partials_are_skipped_when_inference_is_too_slow_for_them(recognizer: Recognizer) -> None:
+    engine = CaptionEngine(recognizer, lambda e: None, partial_interval=1.0)
+    assert engine.partials_affordable  # nothing measured yet
+    engine.inference_seconds = 0.9
+    assert not engine.partials_affordable
+    engine.inference_seconds = 0.2
+    assert engine.partials_affordable
+
+
 def test_long_speech_is_cut_at_the_utterance_cap(recognizer: Recognizer) -> None:
     speech = pcm16k(espeak(" ".join([FIRST, SECOND, FIRST])))
     engine = CaptionEngine(recognizer, lambda e: None, max_utterance=4.0, partial_interval=60)

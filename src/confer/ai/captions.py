@@ -243,6 +243,13 @@ class CaptionEngine:
         self.max_utterance = max_utterance
         self.min_partial = int(min_partial_seconds * SAMPLE_RATE)
         self.streams: dict[int, SpeakerStream] = {}
+        self.inference_seconds = 0.0  # moving average of one transcription
+
+    @property
+    def partials_affordable(self) -> bool:
+        """On a machine too slow to transcribe a partial well within the partial interval,
+        partials would only hold up the finals people wait for: skip them."""
+        return self.inference_seconds < 0.6 * self.partial_interval
 
     def open(
         self, key: int, meeting_id: int, user_id: int, language: str | None, tag: str = ""
@@ -281,7 +288,12 @@ class CaptionEngine:
         stream = job.stream
         if stream.stale(job) or (not job.final and job.audio.size < self.min_partial):
             return None
+        started = time.monotonic()
         result = self.recognizer.recognize(job.audio, self._language(job), streaming=True)
+        took = time.monotonic() - started
+        self.inference_seconds = (
+            took if not self.inference_seconds else (0.7 * self.inference_seconds + 0.3 * took)
+        )
         if not result.text and not job.final:
             return None
         event = CaptionEvent(

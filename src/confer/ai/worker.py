@@ -90,7 +90,10 @@ def child_main(conn: Connection, config: WorkerConfig) -> None:
 
     def enqueue(jobs: list[Job]) -> None:
         for job in jobs:
-            (queue.put_final if job.final else queue.put_partial)(job)
+            if job.final:
+                queue.put_final(job)
+            elif engine.partials_affordable:
+                queue.put_partial(job)
 
     def infer() -> None:
         while (item := queue.get()) is not None:
