@@ -191,8 +191,8 @@ def markdown(rows: list[dict[str, Any]], verdict: dict[str, Any], meta: dict[str
         "time of the SFU process(es) over the window divided by packets the subscribers got.",
         "",
         "| config | pubs x subs | forwarded pkt/s | SFU CPU % of a core | µs CPU / forwarded pkt "
-        "| loss % | join→first frame p50 / p95 (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| of which system µs | loss % | join→first frame p50 / p95 (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
@@ -204,6 +204,7 @@ def markdown(rows: list[dict[str, Any]], verdict: dict[str, Any], meta: dict[str
         lines.append(
             f"| {r['config']} | {r['publishers']}x{r['subscribers']} | {r['forwarded_pps']} | "
             f"{r['sfu_cpu_pct_of_one_core']} | {r['us_cpu_per_forwarded_packet']} | "
+            f"{r.get('us_system_per_forwarded_packet')} | "
             f"{r['loss_pct']} | {r['join_to_first_frame_p50_s']} / "
             f"{r['join_to_first_frame_p95_s']} |"
         )
@@ -304,9 +305,10 @@ def judge(rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
         "target": "0",
         "met": bool(ours) and ours["loss_pct"] == 0,
     }
-    if ours is not None and ours["us_cpu_per_forwarded_packet"]:
+    single = _row(rows, "confer (1 worker)", 1, 1)
+    if ours is not None and ours["us_cpu_per_forwarded_packet"] and single is not None:
         per_core = 1e6 / ours["us_cpu_per_forwarded_packet"]
-        per_sub = ours["forwarded_pps"] / max(1, ours["subscribers"])
+        per_sub = single["forwarded_pps"]  # what one subscriber of one publisher receives
         meta["capacity"] = (
             f"~{per_core:,.0f} packets/s per core, ~{per_core / per_sub:,.0f} "
             "subscribers of one 720p publisher per core"

@@ -25,10 +25,15 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (and its finished children not included)."""
+    """User + system CPU seconds of a process (its finished children not included)."""
+    user, system = process_cpu_split(pid)
+    return user + system
+
+
+def process_cpu_split(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -270,10 +275,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(args.warmup)
         pids = target.pids()
         before = [(b.stats.packets, b.stats.lost) for b in subs]
+        sys0 = sum(process_cpu_split(p)[1] for p in pids)
         cpu0, t0 = sum(process_cpu(p) for p in pids), time.monotonic()
         load0 = os.getloadavg()
         await asyncio.sleep(args.duration)
         cpu1, t1 = sum(process_cpu(p) for p in pids), time.monotonic()
+        system = sum(process_cpu_split(p)[1] for p in pids) - sys0
         after = [(b.stats.packets, b.stats.lost) for b in subs]
         window = t1 - t0
         got = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
@@ -289,6 +296,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "sfu_cpu_s": round(cpu, 3),
             "sfu_cpu_pct_of_one_core": round(100 * cpu / window, 1),
             "us_cpu_per_forwarded_packet": round(1e6 * cpu / got, 2) if got else None,
+            "us_system_per_forwarded_packet": round(1e6 * system / got, 2) if got else None,
             "loss_pct": round(100 * lost / max(1, got + lost), 3),
             "join_to_first_frame_p50_s": _round(_percentile(joins, 0.5)),
             "join_to_first_frame_p95_s": _round(_percentile(joins, 0.95)),

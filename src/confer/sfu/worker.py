@@ -160,7 +160,19 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         pass
-    asyncio.run(serve(int(args[0]), config))
+    profile = os.environ.get("CONFER_SFU_PROFILE")  # a directory: cProfile dumps land there
+    if not profile:
+        asyncio.run(serve(int(args[0]), config))
+        return
+    import cProfile
+
+    prof = cProfile.Profile(time.process_time)  # CPU time: contention does not inflate it
+    prof.enable()
+    try:
+        asyncio.run(serve(int(args[0]), config))
+    finally:
+        prof.disable()
+        prof.dump_stats(os.path.join(profile, f"sfu-worker-{os.getpid()}.prof"))
 
 
 if __name__ == "__main__":
