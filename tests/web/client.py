@@ -93,8 +93,15 @@ class Client:
             p.click("details.more-options summary")
             for element_id, on in checks.items():
                 p.set_checked(f"#{element_id.replace('_', '-')}", on)
+        before = p.locator("#created-meeting .meeting-code").all_text_contents()
         p.click("#create-form button[type=submit]")
-        p.wait_for_selector("#created-meeting")
+        p.wait_for_function(
+            """before => {
+              const code = document.querySelector('#created-meeting .meeting-code');
+              return code && code.textContent && !before.includes(code.textContent);
+            }""",
+            arg=before,
+        )
         return p.input_value("#created-meeting .invite-link")
 
     def join_from_prejoin(self, password: str | None = None) -> None:

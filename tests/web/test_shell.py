@@ -290,3 +290,28 @@ def test_the_pre_join_screen_previews_the_camera_and_lists_devices(clients: Clie
         p.evaluate("document.querySelector('.preview-video').srcObject.getVideoTracks()[0].enabled")
         is False
     )
+
+
+def test_an_expired_session_asks_to_log_in_again_and_keeps_the_form(
+    clients: Clients, server_factory: Callable[..., ConferServer]
+) -> None:
+    server = server_factory({"CONFER_ACCESS_TOKEN_TTL": "8"})
+    c = clients("expiring", server=server)
+    user = c.sign_up("Soon Expired")
+    p = c.page
+    p.fill("#meeting-title", "Typed before expiry")
+    # Another device logs this session out: its refresh token is revoked on the server.
+    api = Api(server.url)
+    try:
+        stored = c.stored_session()
+        ok(api.post("/api/v1/auth/logout", user, json={"refresh_token": stored["refresh_token"]}))
+    finally:
+        api.close()
+    dialog = p.locator("#relogin-dialog")
+    expect(dialog).to_be_visible(timeout=20_000)
+    expect(p.locator("#meeting-title")).to_have_value("Typed before expiry")
+    p.fill("#relogin-password", PASSWORD)
+    p.click("#relogin-dialog button[type=submit]")
+    expect(dialog).to_have_count(0)
+    p.click("#create-form button[type=submit]")
+    expect(p.locator("#created-meeting")).to_contain_text("Typed before expiry")

@@ -3,7 +3,7 @@
 import { auth } from './api.js';
 import { h, replace } from './dom.js';
 import * as session from './session.js';
-import { renderAuth } from './ui/auth.js';
+import { reloginDialog, renderAuth } from './ui/auth.js';
 import { renderHome } from './ui/home.js';
 import { renderJoin } from './ui/join.js';
 import { notify } from './ui/notices.js';
@@ -90,8 +90,22 @@ async function render(reason) {
     h('p', {}, h('a', { href: '/', onclick: (e) => { e.preventDefault(); navigate('/'); } }, 'Go to your meetings'))));
 }
 
-session.onChange((s, reason) => {
-  if (!s) {
+let lastUser = session.current()?.username;
+let relogging = false;
+
+session.onChange(async (s, reason) => {
+  if (s) lastUser = s.username;
+  if (!s && reason === 'expired' && !showingAuth && !relogging && !document.body.classList.contains('in-room')) {
+    relogging = true;
+    const ok = await reloginDialog(lastUser);
+    relogging = false;
+    if (ok) {
+      renderUserMenu();
+      return;
+    }
+  }
+  if (relogging) return;
+  if (!session.current()) {
     if (reason === 'expired') notify(REASONS.expired, 'warning');
     render(reason);
   } else if (showingAuth) {

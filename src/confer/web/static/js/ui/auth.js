@@ -100,3 +100,42 @@ export function renderAuth(root, { reason, next } = {}) {
   replace(root, h('section', { class: 'screen auth-screen' }, panel));
   show('login');
 }
+
+/**
+ * The session ran out while the user was doing something: log in again in a dialog over the
+ * page, so whatever they typed stays where it is. Resolves true once logged in.
+ */
+export function reloginDialog(username) {
+  return new Promise((resolve) => {
+    const user = field('Username or e-mail', { name: 'username', id: 'relogin-username', value: username || '', autocomplete: 'username' });
+    const pass = field('Password', { name: 'password', id: 'relogin-password', type: 'password', autocomplete: 'current-password' });
+    const error = errorLine();
+    let done = false;
+    const dialog = h('dialog', { class: 'dialog', id: 'relogin-dialog' });
+    const form = h('form', { class: 'dialog-body', novalidate: true },
+      h('p', { class: 'dialog-text' }, 'Your session has expired. Log in again to carry on; what you typed is still here.'),
+      user, pass, error,
+      h('div', { class: 'dialog-actions' },
+        h('button', { type: 'button', onclick: () => dialog.close() }, 'Not now'),
+        h('button', { type: 'submit', class: 'primary' }, 'Log in')));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      error.clear();
+      try {
+        await busy(form, () => auth.login(user.input.value.trim(), pass.input.value));
+        done = true;
+        dialog.close();
+      } catch (err) {
+        error.show(err);
+      }
+    });
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      resolve(done);
+    });
+    dialog.append(form);
+    document.body.append(dialog);
+    dialog.showModal();
+    (username ? pass.input : user.input).focus();
+  });
+}

@@ -147,6 +147,12 @@ export async function renderRoom(root, { meeting, joined, stream, prefs, navigat
   await signaling.connect();
   ctx.chat.loadHistory();
   return async () => {
+    // Navigating away inside the app (back button, another tab's logout) is leaving; a reload
+    // never gets here, so it keeps the session for the resume.
+    if (!ctx.closed && ctx.signaling.state === 'open') {
+      ctx.signaling.leave();
+      forgetActive();
+    }
     teardown(ctx);
     const next = await ctx.cleanup;
     if (typeof next === 'function') await next();
