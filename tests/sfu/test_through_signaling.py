@@ -86,3 +86,71 @@ def test_host_mute_over_media_control_stops_that_audio_in_the_sfu(
     t.page.evaluate("p => sfu.send(10, p)", {"action": "unmute", "media_type": "audio"})
     wait_until(lambda: hearing(li, {talker.user_id}))
     assert json.dumps(li.state("errors")) == "[]"
+
+
+@pytest.fixture(scope="module")
+def coturn() -> Iterator[tuple[int, str]]:
+    """coturn on loopback with TURN REST API credentials (`use-auth-secret`)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.support.servers import free_port, stop, wait_for_port
+
+    exe = shutil.which("turnserver")
+    if exe is None:
+        pytest.fail("coturn is not installed (apt-get install coturn)")
+    port, secret = free_port(), "confer-turn-test-secret"
+    relay = free_port()
+    log = tempfile.mkstemp(prefix="coturn-", suffix=".log")[1]
+    proc = subprocess.Popen(
+        [exe, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+         f"--listening-port={port}", f"--min-port={relay}", f"--max-port={relay + 20}",
+         "--use-auth-secret", f"--static-auth-secret={secret}", "--realm=confer.test",
+         "--no-tls", "--no-dtls", "--no-tcp-relay", "--allow-loopback-peers", "--no-cli",
+         "--fingerprint", f"--log-file={log}", "--simple-log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        # coturn listens on UDP and TCP; the TCP port tells us it is up.
+        wait_for_port(port, proc=proc)
+        yield port, secret
+    finally:
+        stop(proc)
+
+
+def test_relay_only_clients_reach_the_sfu_through_coturn_with_the_join_apis_servers(
+    server_factory: Callable[..., ConferServer], browser: Any, coturn: tuple[int, str]
+) -> None:
+    port, secret = coturn
+    server = server_factory({
+        "CONFER_SFU_ICE_ADDRESSES": "127.0.0.1", "CONFER_SFU_WORKERS": "1",
+        "CONFER_TURN_URLS": f"turn:127.0.0.1:{port}?transport=udp",
+        "CONFER_TURN_SECRET": secret,
+    })  # fmt: skip
+    api = Api(server.url)
+    m = meeting(api, n_members=1)
+    clients = []
+    for i, user in enumerate((m.host, *m.members)):
+        joined = api.post(m.path("/join"), user, json={}).json()["data"]
+        servers = [s for s in joined["ice_servers"] if s["urls"].startswith("turn:")]
+        assert servers and servers[0]["username"] and servers[0]["credential"]
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        page.goto(server.url + "/health")
+        page.add_script_tag(content=CLIENT_JS)
+        page.evaluate(
+            "o => sfu.start(o)",
+            {"url": ws_url(server, user, m.id, f"relay{i}"), "meetingId": m.id,
+             "iceServers": servers, "relayOnly": True},
+        )  # fmt: skip
+        clients.append((user, Client(page), ctx))
+    try:
+        (host, a, _), (member, b, _) = clients
+        wait_until(lambda: decoding(a, {member.user_id}) and decoding(b, {host.user_id}), 40)
+        for _, c, _ in clients:
+            assert c.stats()["pair"]["local"] == "relay"
+    finally:
+        for _, _, ctx in clients:
+            ctx.close()
+        api.close()

@@ -136,6 +136,10 @@ window.sfu = (() => {
           bytesReceived: s.bytesReceived, audioLevel: s.audioLevel, freezeCount: s.freezeCount,
           totalFreezesDuration: s.totalFreezesDuration, retransmittedPacketsReceived: s.retransmittedPacketsReceived,
           source: (state.tracks[s.mid] || {}).source, user_id: (state.tracks[s.mid] || {}).user_id };
+      } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+        const l = rep.get(s.localCandidateId), r = rep.get(s.remoteCandidateId);
+        out.pair = { local: l && l.candidateType, remote: r && r.candidateType,
+                     remoteAddress: r && r.address };
       } else if (s.type === 'outbound-rtp') {
         out.outbound.push({ kind: s.kind, rid: s.rid, packetsSent: s.packetsSent, frameHeight: s.frameHeight,
           nackCount: s.nackCount, pliCount: s.pliCount, targetBitrate: s.targetBitrate,
