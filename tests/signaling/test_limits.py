@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -13,7 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.signaling.support import Client, meeting
+from tests.signaling.support import Client, meeting, ws_url
 from tests.support.api import Api
 from tests.support.servers import ROOT, TEST_ENV, ConferServer, free_port, stop, wait_for_port
 
@@ -54,6 +57,75 @@ async def test_a_silent_socket_is_closed_after_the_idle_timeout(
     c = await Client.connect(tight_server, m.host, m.id)
     code, reason = await c.closed()
     assert code == 4008 and "3" in reason
+
+
+def stalled_socket(server: ConferServer, url: str) -> socket.socket:
+    """A WebSocket handshake on a plain socket that will not be read from for a while, with a
+    small receive buffer so the kernel cannot absorb megabytes on the client's behalf."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    sock.connect(("127.0.0.1", server.port))
+    path = url.split(str(server.port), 1)[1]
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def close_frame(sock: socket.socket, wait: float) -> tuple[int, str]:
+    """Read everything the server sent; return the code and reason of its close frame."""
+    sock.settimeout(wait)
+    data = bytearray()
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+        # Scan complete frames for a close (opcode 8); server frames are not masked.
+        at = 0
+        while at + 2 <= len(data):
+            opcode, n, head = data[at] & 0x0F, data[at + 1] & 0x7F, 2
+            if n == 126:
+                n, head = int.from_bytes(data[at + 2 : at + 4], "big"), 4
+            elif n == 127:
+                n, head = int.from_bytes(data[at + 2 : at + 10], "big"), 10
+            if at + head + n > len(data):
+                break
+            if opcode == 8:
+                body = data[at + head : at + head + n]
+                return int.from_bytes(body[:2], "big"), body[2:].decode()
+            at += head + n
+    raise AssertionError("no close frame before the connection ended")
+
+
+async def test_a_slow_consumer_is_dropped_and_the_room_goes_on(
+    sig: ConferServer, sapi: Api
+) -> None:
+    m = meeting(sapi, 2)
+    slow_user, watcher_user = m.members
+    host = await Client.connect(sig, m.host, m.id)
+    watcher = await Client.connect(sig, watcher_user, m.id)
+    slow = await asyncio.to_thread(stalled_socket, sig, ws_url(sig, slow_user, m.id, "slow"))
+    await watcher.next(6)
+    big = {"sdp": "v=0\r\n" + "a=x\r\n" * 7_000, "type": "offer"}  # ~50 KB
+    for _ in range(600):  # ~30 MB for a client that reads nothing
+        await host.send({"type": 1, "to_user_id": slow_user.user_id, "payload": big})
+    await host.sync()
+    # The room is not held back: others still get their messages.
+    await host.send({"type": 8, "payload": {"content": "still here"}})
+    assert (await watcher.next(8))["payload"]["content"] == "still here"
+    code, reason = await asyncio.to_thread(close_frame, slow, 30)
+    assert code == 4009 and "slow" in reason
+    slow.close()
+    for c in (host, watcher):
+        await c.close()
 
 
 @pytest.fixture(scope="module")
