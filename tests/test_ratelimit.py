@@ -102,6 +102,42 @@ async def test_redis_buckets_are_shared_by_limiters_and_atomic(redis_server: Red
         await b.close()
 
 
+async def test_redis_leases_a_few_tokens_to_save_round_trips(redis_server: Redis) -> None:
+    limiter = RedisRateLimiter(redis_server.url)
+    client = aioredis.from_url(redis_server.url)
+    key, rate = f"test:{uuid.uuid4().hex}", Rate(per_second=0.001, burst=100)  # leases of 5
+
+    async def shared_tokens() -> float:
+        return float(await client.hget(RedisRateLimiter.PREFIX + key, "tokens"))
+
+    try:
+        assert (await limiter.hit(key, rate)).allowed
+        assert await shared_tokens() == pytest.approx(95)
+        for _ in range(4):  # spent from the lease, Redis untouched
+            assert (await limiter.hit(key, rate)).allowed
+        assert await shared_tokens() == pytest.approx(95)
+        assert (await limiter.hit(key, rate)).allowed
+        assert await shared_tokens() == pytest.approx(90)
+    finally:
+        await limiter.close()
+        await client.aclose()
+
+
+async def test_leasing_processes_never_exceed_the_shared_budget(redis_server: Redis) -> None:
+    limiters = [RedisRateLimiter(redis_server.url) for _ in range(3)]
+    key, rate = f"test:{uuid.uuid4().hex}", Rate(per_second=0.001, burst=100)
+    try:
+        allowed = 0
+        for _ in range(60):
+            decisions = await asyncio.gather(*(lim.hit(key, rate) for lim in limiters))
+            allowed += sum(d.allowed for d in decisions)
+        # At most the burst; at least the burst minus what the other leases still hold.
+        assert 100 - 2 * 5 <= allowed <= 100
+    finally:
+        for lim in limiters:
+            await lim.close()
+
+
 async def test_redis_buckets_expire_once_they_would_be_full(redis_server: Redis) -> None:
     limiter = RedisRateLimiter(redis_server.url)
     client = aioredis.from_url(redis_server.url)
