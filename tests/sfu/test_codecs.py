@@ -73,3 +73,18 @@ def test_vp9_picture_ids_continue_after_a_switch() -> None:
     b = bytearray(bytes.fromhex("a8850000"))
     munger.rewrite_vp9(b, 0)
     assert codecs.vp9_picture_id(b)[0] == 0x11
+
+
+def test_retransmissions_get_the_same_picture_id_shift_as_the_original() -> None:
+    munger = codecs.PictureIdMunger()
+    munger.rewrite_vp8(bytearray(b"\x00" + VP8_KEY), 1)
+    munger.switch()
+    sent = bytearray(b"\x00" + VP8_KEY.replace(b"\x92\x34", b"\x80\x05"))
+    original = bytes(sent)
+    munger.rewrite_vp8(sent, 1)
+    resent = bytearray(original)
+    munger.apply(resent, 1, vp9=False)
+    assert resent == sent
+    later = bytearray(b"\x00" + VP8_KEY.replace(b"\x92\x34", b"\x80\x06"))
+    munger.rewrite_vp8(later, 1)
+    assert codecs.vp8_descriptor(later[1:]).picture_id == 0x1236  # apply() moved no state

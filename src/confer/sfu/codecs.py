@@ -222,6 +222,30 @@ class PictureIdMunger:
             buf[at_tl0] = (buf[at_tl0] + self._tl0_offset) & 0xFF
         self._last = (buf, payload_start, False)
 
+    def apply(self, buf: bytearray, payload_start: int, vp9: bool) -> None:
+        """Shift IDs by the current offsets without moving any state (retransmissions)."""
+        view = memoryview(buf)[payload_start : payload_start + 6]
+        if vp9:
+            found = vp9_picture_id(view)
+            if found and self._pic_offset:
+                pic, offset, long_id = found
+                mod = 0x8000 if long_id else 0x80
+                write_picture_id(
+                    buf, payload_start + offset, long_id, (pic + self._pic_offset) % mod
+                )
+            return
+        try:
+            d = vp8_descriptor(view)
+        except ValueError:
+            return
+        if d.picture_id is not None and self._pic_offset:
+            mod = 0x8000 if d.picture_id_long else 0x80
+            value = (d.picture_id + self._pic_offset) % mod
+            write_picture_id(buf, payload_start + d.picture_id_offset, d.picture_id_long, value)
+        if d.tl0picidx_offset and self._tl0_offset:
+            at = payload_start + d.tl0picidx_offset
+            buf[at] = (buf[at] + self._tl0_offset) & 0xFF
+
     def rewrite_vp9(self, buf: bytearray, payload_start: int) -> None:
         if not (self._switch or self._pic_offset):
             self._last = (buf, payload_start, True)

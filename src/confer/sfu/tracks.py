@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ ACCEPTED_EXTENSIONS = {
     "audio": (AUDIO_LEVEL, ABS_SEND_TIME, MID),
     "video": (ABS_SEND_TIME, VIDEO_ORIENTATION, MID, RID, REPAIRED_RID),
 }
+_SEQ_TS_SSRC = struct.Struct("!HII")
 KEYFRAME_INTERVAL = 0.5  # at most one PLI per layer per half second
 NACK_TRIES = 3
 
@@ -204,6 +206,11 @@ class DownTrack:
         self._send = send
         self.seqmap = SeqMap(uptrack.clock_rate, random.randint(0, 0x7FFF), random_ssrc())
         self.munger = codecs.PictureIdMunger()
+        self._rewrite_ids = {
+            codecs.VP8: self.munger.rewrite_vp8,
+            codecs.VP9: self.munger.rewrite_vp9,
+        }.get(uptrack.codec)
+        self._pt_marker = 0x80 | pt
         self.rtx_seq = random.randint(0, 0x7FFF)
         self.current: Layer | None = None if uptrack.kind == "video" else uptrack.layers[0]
         self.target: Layer | None = uptrack.layers[-1] if uptrack.kind == "video" else None
@@ -245,14 +252,6 @@ class DownTrack:
         if layer is not None and layer is not self.current:
             self.uptrack.request_keyframe(layer)
 
-    def _munge(self, buf: bytearray, view: rtp.RtpView) -> None:
-        if view.payload_start < view.payload_end:
-            codec = self.uptrack.codec
-            if codec == codecs.VP8:
-                self.munger.rewrite_vp8(buf, view.payload_start)
-            elif codec == codecs.VP9:
-                self.munger.rewrite_vp9(buf, view.payload_start)
-
     def write(self, layer: Layer, template: bytes, view: rtp.RtpView, now: float) -> bool:
         """Send a packet whose extensions are already renumbered for this subscriber."""
         if not self.active or self.paused:
@@ -261,8 +260,10 @@ class DownTrack:
         if out is None:
             return False
         buf = bytearray(template)
-        rtp.set_header(buf, view.marker, self.pt, out[0], out[1], self.ssrc)
-        self._munge(buf, view)
+        buf[1] = self._pt_marker if view.marker else self.pt
+        _SEQ_TS_SSRC.pack_into(buf, 2, out[0], out[1], self.ssrc)
+        if self._rewrite_ids is not None and view.payload_start < view.payload_end:
+            self._rewrite_ids(buf, view.payload_start)
         if not self._send(buf):
             return False
         self.packets += 1
@@ -291,6 +292,8 @@ class DownTrack:
         rtp.set_header(buf, view.marker, self.pt, out_seq, view.timestamp + ts_offset, self.ssrc)
         if view.ext_profile:
             rtp.remap_extensions(buf, view, self.id_map, self.abs_send_time_id, now)
+        if self._rewrite_ids is not None and view.payload_start < view.payload_end:
+            self.munger.apply(buf, view.payload_start, self.uptrack.codec == codecs.VP9)
         if self.rtx_pt is not None and self.rtx_ssrc is not None:
             self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
             buf = rtp.wrap_rtx(buf, rtp.parse(buf), self.rtx_pt, self.rtx_ssrc, self.rtx_seq)
