@@ -113,7 +113,27 @@ class Settings(BaseSettings):
     ai_caption_partial_interval: float = 1.0  # seconds between partial captions
     ai_caption_max_utterance: float = 15.0  # longer speech is cut into several captions
 
-    @field_validator("stun_servers", "turn_urls", "cors_origins", "ai_languages", mode="before")
+    # SFU (media plane): worker processes forwarding RTP; see docs "Media".
+    sfu_enabled: bool = True  # false: no media workers (peer-to-peer relay only)
+    sfu_workers: int = 0  # worker processes; 0: one per core
+    # Local addresses for ICE host candidates (comma-separated); empty: all but loopback.
+    sfu_ice_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    sfu_announced_ip: str = ""  # public IP put in candidates when behind 1:1 NAT
+    sfu_video_codecs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["vp8", "vp9", "h264"]
+    )
+    sfu_max_bitrate: int = 2_500_000  # per published video track, bits/s
+    sfu_test_send_loss: float = 0.0  # test switch: drop this fraction sent to subscribers
+
+    @field_validator(
+        "stun_servers",
+        "turn_urls",
+        "cors_origins",
+        "ai_languages",
+        "sfu_ice_addresses",
+        "sfu_video_codecs",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
