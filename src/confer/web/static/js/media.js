@@ -11,6 +11,11 @@ const ACTIVE_SPEAKER = 30;
 const VIDEO_CONSTRAINTS = 31;
 const MEDIA_RESET = 32;
 export const MEDIA_TYPES = new Set([T.OFFER, T.ANSWER, T.ICE, ACTIVE_SPEAKER, MEDIA_RESET]);
+const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+];
 
 /**
  * Events: 'track' {mid, track, info}, 'trackended' {mid, info}, 'state' {state},
@@ -55,7 +60,13 @@ export class MediaLink extends EventTarget {
   }
 
   addTransceiver(source, track, stream) {
-    const tr = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    const init = { direction: 'sendonly', streams: [stream] };
+    const height = track.getSettings?.().height || 0;
+    if (source === 'camera' && height >= 360) {
+      // Simulcast: the SFU forwards each viewer the smallest layer that fills their tile.
+      init.sendEncodings = SIMULCAST;
+    }
+    const tr = this.pc.addTransceiver(track, init);
     this.transceivers.set(source, tr);
     return tr;
   }

@@ -71,7 +71,9 @@ export class Grid {
   setStream(key, stream, mid = null) {
     const t = this.tiles.get(key);
     if (!t) return;
+    const newMid = mid !== null && mid !== t.mid;
     t.mid = mid;
+    if (newMid) requestAnimationFrame(() => this.layout()); // tell the SFU this tile's size
     if (t.video.srcObject !== stream) t.video.srcObject = stream;
     const live = Boolean(stream && stream.getVideoTracks().some((tr) => tr.readyState === 'live'));
     t.el.classList.toggle('no-video', !live || t.videoOff === true);
