@@ -248,7 +248,14 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
     srv = ConferServer(
-        {"CONFER_SECRET_KEY": SECRET, "CONFER_WS_SEND_QUEUE": "1024", "CONFER_SFU_ENABLED": "0"}
+        {
+            "CONFER_SECRET_KEY": SECRET,
+            "CONFER_WS_SEND_QUEUE": "1024",
+            "CONFER_SFU_ENABLED": "0",
+            # Every simulated client comes from 127.0.0.1.
+            "CONFER_WS_CONNECT_RATE": "100000",
+            "CONFER_WS_CONNECT_BURST": "100000",
+        }
     ).start()
     phases = []
     try:

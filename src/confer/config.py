@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     ws_send_queue: int = 256
     ws_rate_limit_rps: float = 20.0
     ws_rate_limit_burst: int = 60
+    # Signaling: connection attempts per client IP (each costs a token check and a query).
+    ws_connect_rate: float = 20.0
+    ws_connect_burst: int = 200
     chat_max_length: int = 4000
     max_screen_shares: int = 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import jwt
 import orjson
@@ -106,3 +107,15 @@ async def test_the_session_token_from_join_is_accepted(sig: ConferServer, sapi: 
     url = ws_url(sig, user, m.id, "p1").replace(user.token, joined["session_token"])
     async with websockets.connect(url) as ws:
         assert orjson.loads(await ws.recv())["type"] == 14
+
+
+async def test_connection_attempts_are_rate_limited_per_client_address(
+    server_factory: Callable[..., ConferServer],
+) -> None:
+    srv = server_factory({"CONFER_WS_CONNECT_RATE": "0.2", "CONFER_WS_CONNECT_BURST": "3"})
+    m = meeting(Api(srv.url), 0)
+    for i in range(3):
+        c = await Client.connect(srv, m.host, m.id, f"p{i}")
+        await c.close()
+    error, code, _ = await refused(ws_url(srv, m.host, m.id, "p4"))
+    assert error["payload"]["code"] == 429 and code == 4029

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from confer.errors import AppError, ErrorCode, Forbidden, ValidationFailed, token_invalid
+from confer.errors import (
+    AppError,
+    ErrorCode,
+    Forbidden,
+    RateLimited,
+    ValidationFailed,
+    token_invalid,
+)
+from confer.ratelimit import MemoryRateLimiter, Rate
 from confer.signaling import protocol as p
 from confer.signaling.codec import negotiate
 from confer.signaling.connection import Connection
@@ -35,6 +43,7 @@ CLOSE_FOR_CODE = {
     ErrorCode.MEETING_ENDED: CloseCode.MEETING_ENDED,
     403: CloseCode.FORBIDDEN,
     400: CloseCode.BAD_REQUEST,
+    429: CloseCode.TOO_MANY_CONNECTIONS,
 }
 
 
@@ -94,6 +103,9 @@ def authenticate(codec: TokenCodec, token: str, meeting_id: int) -> int:
 class SignalingEndpoint:
     """ASGI app mounted at `/ws/signaling`; finds the hub on `app.state.signaling`."""
 
+    def __init__(self) -> None:
+        self.attempts = MemoryRateLimiter()
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         hub: Hub = scope["app"].state.signaling
         handlers: Handlers = scope["app"].state.signaling_handlers
@@ -111,6 +123,15 @@ class SignalingEndpoint:
             burst=st.ws_rate_limit_burst,
         )
         try:
+            client = scope.get("client") or ("unknown", 0)
+            attempt = self.attempts.take(
+                str(client[0]), Rate(st.ws_connect_rate, st.ws_connect_burst)
+            )
+            if not attempt.allowed:
+                raise RateLimited(
+                    "Too many connection attempts",
+                    details=f"retry in {attempt.retry_after_header} s",
+                )
             query = parse_query(scope.get("query_string", b""))
             user_id = authenticate(hub.ctx.codec, query.token, query.meeting_id)
             if user_id != query.user_id:
