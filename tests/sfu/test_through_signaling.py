@@ -63,6 +63,14 @@ def test_three_participants_exchange_media_through_the_spec_signaling(
     for uid, c in clients.items():
         wait_until(lambda c=c, uid=uid: decoding(c, ids - {uid}), timeout=40)
         wait_until(lambda c=c, uid=uid: hearing(c, ids - {uid}))
+    # The SFU's extension type 31 passes the hub (registered by sfu.install) and is accepted.
+    first = next(iter(clients.values()))
+    mids = [mid for mid, t in first.state("tracks").items() if t["kind"] == "video"]
+    first.page.evaluate(
+        "items => sfu.constrain(items)", [{"mid": m, "width": 320, "height": 180} for m in mids]
+    )
+    first.page.wait_for_timeout(1000)
+    for c in clients.values():
         assert c.state("errors") == []
 
 
