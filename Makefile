@@ -39,7 +39,7 @@ system-deps-test:
 	fi
 
 test: system-deps-test $(TEST_STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: system-deps-test $(TEST_STAMP)
 	$(PY) -m bench
