@@ -39,6 +39,7 @@ from tests.support.servers import ConferServer
 from confer.auth.tokens import TokenCodec
 
 RESULTS = Path(__file__).parent / "results"
+CLOSES: dict[Any, int] = {}  # close codes (and lost connections) seen by a client process
 SECRET = "bench-signaling-secret-0123456789-abcdefghijklmnop"
 TARGET_RSS_MIB = 1024
 TARGET_P99_MS = 100.0
@@ -91,8 +92,16 @@ class WsClient(asyncio.Protocol):
                 length, head = int.from_bytes(self.buf[2:10], "big"), 10
             if len(self.buf) < head + length:
                 return
+            opcode = self.buf[0] & 0x0F
             payload = bytes(self.buf[head : head + length])
             del self.buf[: head + length]
+            if opcode == 9:  # the server's keepalive ping: answer as browsers do
+                self.send(payload, opcode=10)
+                continue
+            if opcode == 8:
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                CLOSES[code] = CLOSES.get(code, 0) + 1
+                continue
             self.counts[0] += 1
             if not self.open.done():
                 self.open.set_result(None)  # room-info
@@ -101,11 +110,15 @@ class WsClient(asyncio.Protocol):
                 stop = payload.index(b'"', at + 13)
                 self.latencies.append(now - float(payload[at + 13 : stop]))
 
-    def send(self, text: str) -> None:
-        data = text.encode()
+    def connection_lost(self, exc: Exception | None) -> None:
+        CLOSES["lost"] = CLOSES.get("lost", 0) + 1
+
+    def send(self, text: str | bytes, opcode: int = 1) -> None:
+        data = text.encode() if isinstance(text, str) else text
         mask = os.urandom(4)
         n = len(data)
-        head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
+        first = 0x80 | opcode
+        head = bytes([first, 0x80 | n]) if n < 126 else bytes([first, 0xFE]) + n.to_bytes(2, "big")
         key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
         masked = (int.from_bytes(data, "big") ^ key).to_bytes(n, "big")
         assert self.transport is not None
@@ -178,7 +191,7 @@ async def _client(
         counts[0] = 0
         sent = sum(await asyncio.gather(*(chatter(cs, rate, seconds) for cs in by_room.values())))
         await asyncio.sleep(2.0)  # let the last deliveries land
-        out.put({"sent": sent, "latencies": list(latencies)})
+        out.put({"sent": sent, "latencies": list(latencies), "closes": dict(CLOSES)})
     ping.cancel()
 
 
@@ -320,6 +333,14 @@ def main() -> int:
     return 0 if result["met"] else 1
 
 
+def closes(reports: list[Any]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for r in reports:
+        for k, v in r["closes"].items():
+            total[str(k)] = total.get(str(k), 0) + v
+    return total
+
+
 def phase_result(
     rate: int, seconds: int, per_room: int, reports: list[Any], cpu: float, rss: float
 ) -> dict[str, Any]:
@@ -339,6 +360,7 @@ def phase_result(
         "server_cpu_us_per_delivery": round(cpu / max(1, len(lat)) * 1e6, 2),
         "server_cpu_share": round(cpu / (seconds + 2), 2),
         "rss_mib": round(rss, 1),
+        "client_closes_so_far": closes(reports),
     }
 
 

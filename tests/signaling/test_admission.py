@@ -119,3 +119,14 @@ async def test_connection_attempts_are_rate_limited_per_client_address(
         await c.close()
     error, code, _ = await refused(ws_url(srv, m.host, m.id, "p4"))
     assert error["payload"]["code"] == 429 and code == 4029
+
+
+async def test_tokens_in_the_query_string_stay_out_of_the_server_log(
+    sig: ConferServer, sapi: Api
+) -> None:
+    m = meeting(sapi, 0)
+    c = await Client.connect(sig, m.host, m.id)
+    await c.close()
+    log = sig.log()
+    assert "/ws/signaling?token=[redacted]" in log
+    assert m.host.token not in log

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 from fastapi import FastAPI
 from starlette.routing import WebSocketRoute
 
 from confer.context import AppContext
 
 PATH = "/ws/signaling"
+_TOKEN = re.compile(r"(token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Browsers can only put the JWT in the query string: keep it out of the server's logs
+    (uvicorn logs every WebSocket request line with its query)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and "token=" in a for a in record.args
+        ):
+            record.args = tuple(
+                _TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = _TOKEN.sub(r"\1[redacted]", record.msg)
+        return True
 
 
 def install(app: FastAPI) -> None:
@@ -17,6 +37,10 @@ def install(app: FastAPI) -> None:
     from confer.signaling.hub import Hub
 
     async def start(ctx: AppContext) -> None:
+        for name in ("uvicorn.error", "uvicorn.access"):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, RedactTokens) for f in logger.filters):
+                logger.addFilter(RedactTokens())
         hub = Hub(ctx)
         app.state.signaling = hub
         app.state.signaling_handlers = Handlers(hub)
