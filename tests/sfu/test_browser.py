@@ -107,7 +107,7 @@ def test_host_mute_stops_audio_reaching_others_until_allowed(
     c = open_client(harness.ws(m, 3, "c"))
     wait_until(lambda: hearing(b, {1}) and hearing(c, {1}))
     harness.post("/control/allow", meeting=m, user=1, media_type="audio", allowed=False)
-    b.page.wait_for_timeout(500)  # packets already in flight
+    wait_until(lambda: not hearing(b, {1}))  # packets already in flight drain
     muted_b, muted_c = audio_received(b)[1], audio_received(c)[1]
     b.page.wait_for_timeout(1500)
     assert audio_received(b)[1] == muted_b and audio_received(c)[1] == muted_c

@@ -136,8 +136,9 @@ window.sfu = (() => {
           bytesReceived: s.bytesReceived, audioLevel: s.audioLevel, freezeCount: s.freezeCount,
           totalFreezesDuration: s.totalFreezesDuration, retransmittedPacketsReceived: s.retransmittedPacketsReceived,
           source: (state.tracks[s.mid] || {}).source, user_id: (state.tracks[s.mid] || {}).user_id };
-      } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
-        const l = rep.get(s.localCandidateId), r = rep.get(s.remoteCandidateId);
+      } else if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const pair = rep.get(s.selectedCandidatePairId);
+        const l = pair && rep.get(pair.localCandidateId), r = pair && rep.get(pair.remoteCandidateId);
         out.pair = { local: l && l.candidateType, remote: r && r.candidateType,
                      remoteAddress: r && r.address };
       } else if (s.type === 'outbound-rtp') {
