@@ -128,3 +128,14 @@ def test_captured_rtcp_parses_into_reports_and_estimates() -> None:
             if isinstance(p, rtcp.Remb):
                 assert p.bitrate > 0 and p.ssrcs
     assert kinds.get("SenderReport") and kinds.get("ReceiverReport") and kinds.get("Remb")
+
+
+def test_a_fourth_simulcast_layer_is_not_accepted() -> None:
+    text = FIXTURE["offers"][0].replace(
+        "a=simulcast:send q;h;f", "a=rid:x send\r\na=simulcast:send q;h;f;x"
+    )
+    video = sdp.parse(text).media[1]
+    assert video.send_rids() == ["q", "h", "f", "x"]
+    t = negotiation.Transport("u", "p" * 22, [("sha-256", "AA")], "active", [])
+    m, _, _ = negotiation.answer_published(video, t, ["vp8"], accept=True)
+    assert m.simulcast == "recv q;h;f" and [r for r, _ in m.rids] == ["q", "h", "f"]

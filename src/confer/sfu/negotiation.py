@@ -86,10 +86,10 @@ def answer_published(
     m.extmap = {i: uri for i, uri in remote.extmap.items() if uri in allowed}
     publishing = accept and remote.sends
     m.direction = "recvonly" if publishing else "inactive"
-    rids = remote.send_rids()
+    rids = remote.send_rids()[:3]  # up to three layers, as the publisher listed them
     if publishing and rids and remote.simulcast and remote.simulcast.startswith("send"):
         m.rids = [(rid, "recv") for rid in rids]
-        m.simulcast = "recv " + remote.simulcast.split(" ", 1)[1]
+        m.simulcast = "recv " + ";".join(rids)
     _transport_lines(m, t)
     return m, codec, rtx
 

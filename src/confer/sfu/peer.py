@@ -28,6 +28,7 @@ from confer.sfu.tracks import DownTrack, UpTrack
 log = logging.getLogger("confer.sfu")
 
 MAX_EARLY_CANDIDATES = 64
+MAX_LAYERS = 3  # simulcast encodings taken per track; more are not forwarded
 
 
 class BadRequest(ValueError):
@@ -209,7 +210,7 @@ class Peer(MediaRouting, Offering):
             return  # unchanged by this renegotiation
         if up is not None:
             self._unpublish(slot)
-        rids = m.send_rids() if m.simulcast else []
+        rids = m.send_rids()[:MAX_LAYERS] if m.simulcast else []
         up = UpTrack(
             f"{self.key}/{m.mid}",
             self,
