@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import os
 import sys
+from pathlib import Path
 
 from confer.config import InsecureConfiguration, load_settings
 
@@ -38,6 +39,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         cert, key = ensure_self_signed(settings.data_dir, args.host)
         ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    if args.workers > 1:
+        _share_metrics_between_workers(settings.data_dir / "metrics")
     scheme = "https" if ssl else "http"
     print(f"confer: serving on {scheme}://{args.host}:{args.port}", file=sys.stderr, flush=True)
     uvicorn.run(
@@ -56,6 +59,17 @@ def _serve(args: argparse.Namespace) -> int:
         **ssl,  # type: ignore[arg-type]
     )
     return 0
+
+
+def _share_metrics_between_workers(directory: Path) -> None:
+    """prometheus-client's multiprocess mode: workers write to files that /metrics sums up.
+    Files from an earlier run would add stale counts, so the directory starts empty."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def _migrate(_: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from fastapi.routing import APIRoute
 from prometheus_client.parser import text_string_to_metric_families
@@ -143,3 +145,31 @@ async def _endpoint() -> None:
 )
 def test_the_route_label_is_the_full_template(route: object, path: str, template: str) -> None:
     assert route_template({"type": "http", "route": route, "path": path}) == template
+
+
+def test_worker_processes_are_counted_together(
+    server_factory: Callable[..., ConferServer],
+) -> None:
+    api = Api(server_factory(args=["--workers", "2"]).url)
+    requests = 64
+
+    def fetch(_: int) -> int:
+        with httpx.Client(base_url=api.base_url) as fresh:  # a new connection, any worker
+            return fresh.get("/api/v1/users/profile", headers=user.auth).status_code
+
+    try:
+        user = api.register()
+        with ThreadPoolExecutor(16) as pool:  # concurrent, so both workers take some
+            assert set(pool.map(fetch, range(requests))) == {200}
+        route = {"method": "GET", "route": "/api/v1/users/profile", "status": "200"}
+        for _ in range(5):  # whichever worker answers the scrape sums them all
+            with httpx.Client(base_url=api.base_url) as fresh:
+                r = fresh.get("/metrics")
+            samples = {
+                (s.name, frozenset(s.labels.items())): s.value
+                for family in text_string_to_metric_families(r.text)
+                for s in family.samples
+            }
+            assert value(samples, "confer_http_requests_total", **route) == requests
+    finally:
+        api.close()
