@@ -147,3 +147,18 @@ async def test_an_unknown_source_label_is_refused_before_anything_changes(room: 
     assert "1/labels" not in r.peers or r.peers["1/labels"].uptracks == {}
     assert wire.inbox.get("labels") is None
     await bot.close()
+
+
+async def test_publishers_get_receiver_reports_and_a_bandwidth_estimate(room: Any) -> None:
+    r, wire = room
+    pub = Bot("reported", True, encoded_video())
+    await join(r, wire, pub, 1)
+    await eventually(lambda: pub.stats.connected_at)
+    for _ in range(40):  # the worker's slow tick sends RR + REMB once a second
+        r.tick_slow(asyncio.get_running_loop().time())
+        if {pub.audio_ssrc, pub.video_ssrc} <= pub.stats.reported_ssrcs and pub.stats.remb:
+            break
+        await asyncio.sleep(0.1)
+    assert {pub.audio_ssrc, pub.video_ssrc} <= pub.stats.reported_ssrcs
+    assert pub.stats.remb is not None and pub.stats.remb >= 150_000
+    await pub.close()

@@ -92,6 +92,8 @@ class BotStats:
     streams: dict[int, Received] = field(default_factory=dict)
     plis: int = 0
     nacks: int = 0
+    reported_ssrcs: set[int] = field(default_factory=set)  # in receiver reports sent to us
+    remb: int | None = None  # the last bandwidth estimate sent to us
 
     @property
     def first_frame(self) -> float | None:
@@ -322,7 +324,11 @@ class Bot:
         except ValueError:
             return
         for p in packets:
-            if isinstance(p, (rtcp.Pli, rtcp.Fir)):
+            if isinstance(p, (rtcp.ReceiverReport, rtcp.SenderReport)):
+                self.stats.reported_ssrcs.update(b.ssrc for b in p.reports)
+            elif isinstance(p, rtcp.Remb):
+                self.stats.remb = p.bitrate
+            elif isinstance(p, (rtcp.Pli, rtcp.Fir)):
                 self.stats.plis += 1
                 self._frame = 0  # the loop starts with a keyframe
             elif isinstance(p, rtcp.Nack) and self.transport is not None:
