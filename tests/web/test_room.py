@@ -116,7 +116,10 @@ def test_two_people_see_and_hear_each_other_and_chat_both_ways(
     expect(guest.page.locator("#chat-list .chat-msg.mine .chat-text")).to_have_text(
         ["Hello from the guest"]
     )
-    assert "Good" in host.page.text_content("#quality")
+    # The network-quality indicator reads getStats(): a measured level and round-trip time.
+    quality = host.page.locator("#quality")
+    expect(quality).to_have_attribute("data-level", re.compile(r"^(good|fair|poor)$"))
+    expect(quality).to_have_attribute("title", re.compile(r"connection · \d+ ms · [\d.]+% loss"))
 
 
 def test_html_in_a_chat_message_or_a_name_is_shown_as_text(

@@ -315,3 +315,19 @@ def test_an_expired_session_asks_to_log_in_again_and_keeps_the_form(
     expect(dialog).to_have_count(0)
     p.click("#create-form button[type=submit]")
     expect(p.locator("#created-meeting")).to_contain_text("Typed before expiry")
+
+
+def test_an_unreachable_server_is_explained_and_the_form_kept(
+    clients: Clients, server_factory: Callable[..., ConferServer]
+) -> None:
+    server = server_factory()
+    c = clients("offline", server=server)
+    c.sign_up("Cut Off")
+    p = c.page
+    p.fill("#meeting-title", "Planned while offline")
+    server.stop()
+    p.click("#create-form button[type=submit]")
+    expect(p.locator("#create-form .form-error")).to_have_text(
+        "Cannot reach the server. Check your connection and try again."
+    )
+    expect(p.locator("#meeting-title")).to_have_value("Planned while offline")

@@ -111,6 +111,11 @@ export function describe(err) {
   if (err.name === 'NotFoundError' || err.name === 'OverconstrainedError') {
     return 'No camera or microphone was found. You can still join without them.';
   }
+  if (err.name === 'NotSupportedError') {
+    return window.isSecureContext
+      ? 'This browser cannot use a camera or microphone here.'
+      : 'Cameras and microphones only work over https. Open this page with an https:// address.';
+  }
   if (err.name === 'NotReadableError') {
     return 'The camera or microphone is busy in another application.';
   }

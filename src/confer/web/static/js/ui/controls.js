@@ -13,6 +13,7 @@ export class Controls {
     this.mic = roundButton('ctl-mic', 'Mute', 'mic', handlers.mic);
     this.cam = roundButton('ctl-cam', 'Turn camera off', 'cam', handlers.cam);
     this.screen = roundButton('ctl-screen', 'Share your screen', 'screen', handlers.screen);
+    this.screen.hidden = !navigator.mediaDevices?.getDisplayMedia; // most phone browsers cannot
     this.chatBadge = h('span', { class: 'count-badge', id: 'chat-unread', hidden: true });
     this.chat = roundButton('ctl-chat', 'Chat', 'chat', handlers.chat);
     this.chat.append(this.chatBadge);
