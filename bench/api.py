@@ -192,7 +192,8 @@ def write(results: list[Result], duration: int) -> None:
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
+        ).stdout.strip()
+        or "unknown",
         "cpus": os.cpu_count(),
         "connections": CONNECTIONS,
         "duration_s": duration,
