@@ -5,12 +5,23 @@ import { SignalingError } from '../errors.js';
 import { displayName } from '../roster.js';
 import { confirmDialog, notify, notifyError } from './notices.js';
 
+/**
+ * What only the REST participant list knows (participant ids for moderation, screen-share
+ * grants): fetched when the people panel opens and before acting on someone new.
+ */
+export async function refreshPeople(ctx) {
+  const page = await meetings.participants(ctx.meeting.meeting_id, null);
+  for (const p of page.items || []) {
+    ctx.participantIds.set(p.user_id, p.participant_id);
+    if (p.state === 'joined' && ctx.roster.get(p.user_id)) {
+      ctx.roster.patch(p.user_id, { can_share_screen: p.can_share_screen });
+    }
+  }
+}
+
 /** participant_id for a user_id: REST moderation addresses participant rows. */
 async function participantId(ctx, userId) {
-  if (!ctx.participantIds.has(userId)) {
-    const page = await meetings.participants(ctx.meeting.meeting_id, null);
-    for (const p of page.items || []) ctx.participantIds.set(p.user_id, p.participant_id);
-  }
+  if (!ctx.participantIds.has(userId)) await refreshPeople(ctx);
   const pid = ctx.participantIds.get(userId);
   if (!pid) throw new SignalingError(0, 'That person is not in this meeting any more.');
   return pid;

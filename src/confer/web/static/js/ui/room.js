@@ -19,7 +19,7 @@ import { LocalMedia } from './local.js';
 import { confirmDialog, notify, notifyError } from './notices.js';
 import { PeoplePanel } from './people.js';
 import { handleMessage, syncTiles } from './room-messages.js';
-import { moderate, muteAll } from './moderation.js';
+import { moderate, muteAll, refreshPeople } from './moderation.js';
 
 const CHAT_TIMEOUT_MS = 10000;
 
@@ -73,6 +73,7 @@ export async function renderRoom(root, { meeting, joined, stream, prefs, navigat
     ctx.chat.setOpen(openName === 'chat');
     ctx.controls.setPanel(openName);
     if (openName === 'chat') ctx.chat.box.focus();
+    if (openName === 'people') refreshPeople(ctx).catch(() => {}); // the list works without it
     ctx.grid.layout();
   }
 
