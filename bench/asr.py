@@ -10,7 +10,8 @@
 Targets on the 2-core reference machine: RTF <= 0.1 (English), caption latency p50 <= 1.5 s.
 The load average is recorded with every run: other processes on the machine inflate both.
 
-Run: `.venv/bin/python -m bench.asr` (or `python -m bench`); writes bench/results/asr.{json,md}.
+Run: `.venv/bin/python -m bench.asr [--runs N --rounds N]` (or `python -m bench asr`); writes
+bench/results/asr.{json,md}; exits 0 only when both targets are met.
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2, help="passes over the sentences")
     p.add_argument("--out", type=Path, default=RESULTS)
-    args = p.parse_args(argv)
+    args = p.parse_args([] if argv is None else argv)  # `python -m bench` passes no options
     os.environ["HF_HUB_OFFLINE"] = "1"
     model_dir = ensure_model(Path(tempfile.mkdtemp(prefix="confer-bench-model-")) / "m")
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -214,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "asr.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "asr.md").write_text(render_md(result))
     print(render_md(result))
-    return 0
+    met = rtf["english"]["rtf_median"] <= TARGET_RTF and (
+        captions["latency_p50"] is not None and captions["latency_p50"] <= TARGET_P50
+    )
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
