@@ -8,10 +8,11 @@ TEST_STAMP := $(VENV)/.installed-test
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages the test suite starts for real (databases, browser, speech synthesis).
-TEST_DEBS := postgresql redis-server chromium espeak-ng sox jq curl
-RUN_DEBS :=
+TEST_DEBS := postgresql redis-server chromium espeak-ng sox jq curl coturn
+# The SFU benchmark runs the same load against Janus (VideoRoom) in a network namespace.
+BENCH_DEBS := $(TEST_DEBS) janus iproute2 wrk
 
-.PHONY: run install test bench lint format system-deps-test clean
+.PHONY: run install test bench lint format system-deps-test system-deps-bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -30,18 +31,19 @@ $(TEST_STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[dev,media,ai]'
 	touch $(STAMP) $@
 
-system-deps-test:
-	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+system-deps-test system-deps-bench: DEBS = $(if $(filter system-deps-bench,$@),$(BENCH_DEBS),$(TEST_DEBS))
+system-deps-test system-deps-bench:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run as root)"; exit 1; fi; \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 test: system-deps-test $(TEST_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: system-deps-test $(TEST_STAMP)
+bench: system-deps-bench $(TEST_STAMP)
 	$(PY) -m bench
 
 lint: $(TEST_STAMP)
