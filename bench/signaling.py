@@ -135,7 +135,7 @@ async def connect(port: int, path: str, latencies: list[float], counts: list[int
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
         "Sec-WebSocket-Version: 13\r\n\r\n".encode()
     )
-    await asyncio.wait_for(proto.open, 60)
+    await asyncio.wait_for(proto.open, 300)  # a starved server may take long to admit
     return proto
 
 
