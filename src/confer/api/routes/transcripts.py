@@ -13,6 +13,7 @@ from sqlalchemy import select
 from confer.ai.transcripts import TranscriptStore, as_json, as_srt, as_vtt
 from confer.api.deps import Ctx, CurrentUser, Session
 from confer.api.envelope import Envelope
+from confer.api.routes.meeting_params import MeetingId
 from confer.db.models import Meeting, Participant
 from confer.errors import Forbidden, meeting_not_found
 
@@ -65,7 +66,7 @@ async def _render(
     responses={200: {"content": {_MEDIA["vtt"]: {}, _MEDIA["srt"]: {}}}},
 )
 async def transcript(
-    meeting_id: int,
+    meeting_id: MeetingId,
     user: CurrentUser,
     ctx: Ctx,
     s: Session,
@@ -75,10 +76,10 @@ async def transcript(
 
 
 @router.get("/meetings/{meeting_id}/transcript.vtt", summary="The transcript as WebVTT")
-async def transcript_vtt(meeting_id: int, user: CurrentUser, ctx: Ctx, s: Session) -> Any:
+async def transcript_vtt(meeting_id: MeetingId, user: CurrentUser, ctx: Ctx, s: Session) -> Any:
     return await _render(meeting_id, "vtt", user, ctx, s)
 
 
 @router.get("/meetings/{meeting_id}/transcript.srt", summary="The transcript as SRT")
-async def transcript_srt(meeting_id: int, user: CurrentUser, ctx: Ctx, s: Session) -> Any:
+async def transcript_srt(meeting_id: MeetingId, user: CurrentUser, ctx: Ctx, s: Session) -> Any:
     return await _render(meeting_id, "srt", user, ctx, s)
