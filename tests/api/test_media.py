@@ -149,6 +149,16 @@ def test_downloads_are_attachments_that_cannot_run_in_a_browser(api: Api) -> Non
     assert r.headers["accept-ranges"] == "bytes"
 
 
+def test_compressed_downloads_are_not_gzipped_again(api: Api) -> None:
+    mid, host, _ = room(api, 0)
+    pdf = sample("pdf") + b"\n%" + b"x" * 4096  # large enough for the gzip threshold
+    url = ok(upload(api, host, mid, "slides.pdf", pdf))["file_url"]
+    r = api.get(url, host, headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and r.content == pdf
+    assert "content-encoding" not in r.headers
+    assert r.headers["content-length"] == str(len(pdf))
+
+
 def test_ranges_and_revalidation(api: Api) -> None:
     mid, host, _ = room(api, 0)
     wav = sample("wav")

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from confer.api.middleware.caching import CachingMiddleware
 from confer.api.middleware.metrics import MetricsMiddleware
@@ -14,6 +14,21 @@ from confer.api.middleware.ratelimit import RateLimitMiddleware
 from confer.api.middleware.security import SecurityHeadersMiddleware
 from confer.config import Settings
 from confer.ratelimit import Rate, create_rate_limiter
+
+# Uploaded documents and media are compressed already (or opaque): gzipping a 50 MiB download
+# costs seconds of CPU and drops its Content-Length for nothing.
+ALREADY_COMPRESSED = (
+    *DEFAULT_EXCLUDED_CONTENT_TYPES,
+    "image/*",
+    "application/pdf",
+    "application/octet-stream",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+)
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
@@ -34,7 +49,12 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     app.state.shutdown_hooks.append(close_limiter)
 
     app.add_middleware(CachingMiddleware)
-    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=1000,
+        compresslevel=6,
+        exclude_content_types=ALREADY_COMPRESSED,
+    )
     app.add_middleware(
         RateLimitMiddleware,
         limiter=limiter,
