@@ -227,7 +227,9 @@ class ConferServer:
                 if httpx.get(self.url + "/health", timeout=1, verify=False).status_code == 200:
                     return self
             time.sleep(0.1)
-        raise TimeoutError(f"confer serve did not become healthy:\n{self.log()}")
+        output = self.log()
+        stop(self.proc)  # never leave a half-started server behind
+        raise TimeoutError(f"confer serve did not become healthy in {timeout}s:\n{output}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
