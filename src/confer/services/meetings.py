@@ -24,7 +24,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -214,25 +225,88 @@ async def details(s: AsyncSession, meeting_id: int, user_id: int) -> MeetingView
     return await view(s, meeting_id, user_id)
 
 
+# The listing is the hottest read: its statements are built once, with the caller, status and
+# page as bound parameters, and select only the columns a list item shows. `count(*) OVER ()`
+# carries the total on every row, so one query serves a page; only a page past the end (no rows)
+# needs the separate count.
+_mine = aliased(Participant)
+_LIST_COLUMNS = (
+    Meeting.id,
+    Meeting.title,
+    Meeting.meeting_code,
+    Meeting.host_id,
+    Meeting.start_time,
+    Meeting.status,
+    Meeting.is_public,
+    Meeting.password_hash,
+    Meeting.duration,
+    Meeting.max_participants,
+)
+
+
+def _listing_statements(with_status: bool) -> tuple[Select[Any], Select[Any]]:
+    """(page with total, count alone) for the meetings visible to `:user_id`."""
+    user_id = bindparam("user_id", type_=Integer)
+    joined = (
+        select(func.count())
+        .where(Participant.meeting_id == Meeting.id, Participant.state == JOINED)
+        .correlate(Meeting)
+        .scalar_subquery()
+        .label("participant_count")
+    )
+    base = (
+        select(*_LIST_COLUMNS, User.username, User.full_name, joined, _mine.role, _mine.state)
+        .join(User, User.id == Meeting.host_id)
+        .outerjoin(_mine, and_(_mine.meeting_id == Meeting.id, _mine.user_id == user_id))
+        .where(
+            or_(
+                Meeting.host_id == user_id,
+                and_(_mine.id.is_not(None), _mine.state != KICKED),
+                and_(Meeting.is_public.is_(True), Meeting.status != ENDED),
+            )
+        )
+    )
+    if with_status:
+        base = base.where(Meeting.status == bindparam("status", type_=String))
+    page = (
+        base.add_columns(func.count().over().label("total"))
+        .order_by(Meeting.start_time.desc(), Meeting.id.desc())
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return page, select(func.count()).select_from(base.subquery())
+
+
+_LISTING = {with_status: _listing_statements(with_status) for with_status in (False, True)}
+
+
 async def listing(
     s: AsyncSession, user_id: int, status: str | None, page: int, page_size: int
 ) -> tuple[list[MeetingView], int]:
-    query, mine = _summary_query(user_id)
-    visible = or_(
-        Meeting.host_id == user_id,
-        and_(mine.id.is_not(None), mine.state != KICKED),
-        and_(Meeting.is_public.is_(True), Meeting.status != ENDED),
-    )
-    query = query.where(visible)
+    page_query, count_query = _LISTING[status is not None]
+    params: dict[str, Any] = {"user_id": user_id}
     if status is not None:
-        query = query.where(Meeting.status == status)
-    total = await s.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await s.execute(
-        query.order_by(Meeting.start_time.desc(), Meeting.id.desc())
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    return [_view(row, user_id) for row in rows], int(total or 0)
+        params["status"] = status
+    rows = (
+        await s.execute(
+            page_query, {**params, "offset": (page - 1) * page_size, "limit": page_size}
+        )
+    ).all()
+    if rows or page == 1:
+        total = rows[0].total if rows else 0
+    else:  # past the last page: the window count has no row to ride on
+        total = await s.scalar(count_query, params)
+    views = []
+    for row in rows:
+        role = row.role
+        if row.host_id == user_id:
+            role = Role.HOST
+        elif row.state == KICKED:
+            role = None
+        # The row has the Meeting attributes a list item reads (see _LIST_COLUMNS).
+        name = display_name(row.username, row.full_name)
+        views.append(MeetingView(row, name, int(row.participant_count), role))  # type: ignore[arg-type]
+    return views, int(total or 0)
 
 
 async def by_code(s: AsyncSession, raw_code: str, user_id: int) -> MeetingView:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, EmailStr, Field
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
-from confer.api.deps import Ctx, CurrentUser, Session
+from confer.api.deps import Ctx, CurrentUser, CurrentUserRow, Session
 from confer.api.envelope import Envelope, Timestamp
 from confer.api.routes.auth import LoginOut, login
 from confer.db.models import User
@@ -44,7 +45,7 @@ class PasswordChanged(BaseModel):
     changed_at: Timestamp
 
 
-def profile_of(user: User) -> ProfileOut:
+def profile_of(user: User | Row[Any]) -> ProfileOut:
     return ProfileOut(
         user_id=user.id,
         username=user.username,
@@ -56,7 +57,7 @@ def profile_of(user: User) -> ProfileOut:
 
 
 @router.get("/profile", response_model=Envelope[ProfileOut])
-async def get_profile(user: CurrentUser) -> Envelope[ProfileOut]:
+async def get_profile(user: CurrentUserRow) -> Envelope[ProfileOut]:
     return Envelope(data=profile_of(user))
 
 
