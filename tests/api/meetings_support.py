@@ -23,17 +23,7 @@ MEETING_PASSWORD = "meeting123"
 
 
 def register(api: Api, full_name: str = "Test User") -> User:
-    """`api.register`, then wait until the new account is usable.
-
-    Work-around: `api.deps.get_session` commits after the response has been sent (FastAPI's
-    default dependency scope), so a token can briefly name a user not yet committed.
-    """
-    user = api.register(full_name=full_name)
-    deadline = time.monotonic() + 10
-    while api.get("/api/v1/users/profile", user).status_code != 200:
-        assert time.monotonic() < deadline, "registered user never became visible"
-        time.sleep(0.02)
-    return user
+    return api.register(full_name=full_name)
 
 
 def create_meeting(api: Api, host: User, **fields: Any) -> dict[str, Any]:

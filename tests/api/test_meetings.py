@@ -246,6 +246,24 @@ def test_the_list_has_the_spec_shape_latest_first_and_paginates(api: Api) -> Non
     assert not first & second
 
 
+def test_a_page_past_the_end_is_empty_but_keeps_the_total(api: Api) -> None:
+    host = register(api)
+    for _ in range(3):
+        create_meeting(api, host)
+    total = ok(api.get("/api/v1/meetings", host, params={"page_size": 100}))["total"]
+    beyond = ok(api.get("/api/v1/meetings", host, params={"page": 50, "page_size": 100}))
+    assert beyond["meetings"] == [] and beyond["total"] == total >= 3
+
+
+def test_a_kicked_user_no_longer_lists_the_meeting(api: Api) -> None:
+    host, guest = register(api), register(api)
+    meeting = create_meeting(api, host)["meeting_id"]
+    pid = ok(join(api, guest, meeting))["participant_id"]
+    assert meeting in _listed(api, guest)
+    ok(api.post(f"/api/v1/meetings/{meeting}/participants/{pid}/kick", host, json={}))
+    assert meeting not in _listed(api, guest)
+
+
 def test_the_list_filters_by_status(api: Api) -> None:
     host = register(api)
     scheduled = create_meeting(api, host)["meeting_id"]
