@@ -28,6 +28,7 @@ import os
 import random
 import resource
 import sqlite3
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,7 +136,7 @@ async def connect(port: int, path: str, latencies: list[float], counts: list[int
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
         "Sec-WebSocket-Version: 13\r\n\r\n".encode()
     )
-    await asyncio.wait_for(proto.open, 300)  # a starved server may take long to admit
+    await asyncio.wait_for(proto.open, 120)  # a starved server may take long to admit
     return proto
 
 
@@ -157,13 +158,20 @@ async def _client(
     sem = asyncio.Semaphore(50)
     by_room: dict[int, list[WsClient]] = {}
 
+    failed: list[str] = []
+
     async def one(meeting_id: int, user_id: int, token: str) -> None:
         async with sem:
             path = (
                 f"/ws/signaling?token={token}&meeting_id={meeting_id}&user_id={user_id}"
                 f"&peer_id=b{user_id}"
             )
-            by_room.setdefault(meeting_id, []).append(await connect(port, path, latencies, counts))
+            try:
+                client = await connect(port, path, latencies, counts)
+            except Exception as exc:  # counted, not fatal: the result shows it
+                failed.append(repr(exc)[:200])
+                return
+            by_room.setdefault(meeting_id, []).append(client)
 
     async def pinger() -> None:
         """Every socket says something every 20 s, as the spec's heartbeat asks."""
@@ -191,7 +199,9 @@ async def _client(
         counts[0] = 0
         sent = sum(await asyncio.gather(*(chatter(cs, rate, seconds) for cs in by_room.values())))
         await asyncio.sleep(2.0)  # let the last deliveries land
-        out.put({"sent": sent, "latencies": list(latencies), "closes": dict(CLOSES)})
+        out.put(
+            {"sent": sent, "latencies": list(latencies), "closes": dict(CLOSES), "failed": failed}
+        )
     ping.cancel()
 
 
@@ -304,6 +314,9 @@ def main() -> int:
         for w in workers:
             w.join(30)
     finally:
+        log_copy = Path(tempfile.gettempdir()) / "confer-bench-signaling-server.log"
+        log_copy.write_text(srv.log())
+        print(f"server log kept at {log_copy}", flush=True)
         srv.stop()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     target = next((p for p in phases if p["chat_rate"] == TARGET_RATE), None)
@@ -361,6 +374,7 @@ def phase_result(
         "server_cpu_share": round(cpu / (seconds + 2), 2),
         "rss_mib": round(rss, 1),
         "client_closes_so_far": closes(reports),
+        "connect_failures": [f for r in reports for f in r["failed"]][:5],
     }
 
 

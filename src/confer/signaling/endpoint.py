@@ -20,6 +20,7 @@ from confer.errors import (
     ErrorCode,
     Forbidden,
     RateLimited,
+    Unavailable,
     ValidationFailed,
     token_invalid,
 )
@@ -136,10 +137,16 @@ class SignalingEndpoint:
             user_id = authenticate(hub.ctx.codec, query.token, query.meeting_id)
             if user_id != query.user_id:
                 raise Forbidden("`user_id` is not the token's user")
-            admission = await hub.records.admit(query.meeting_id, user_id)
+            async with hub.admission_slots:
+                admission = await hub.records.admit(query.meeting_id, user_id)
             session = await hub.open(conn, admission, query.peer_id, query.session_id)
         except AppError as exc:
             await _refuse(hub, conn, exc)
+            await _drain(receive)
+            return
+        except Exception:  # e.g. the database is unavailable: say so rather than vanish
+            log.exception("signaling admission failed")
+            await _refuse(hub, conn, Unavailable("Signaling is unavailable; retry shortly"), 1011)
             await _drain(receive)
             return
         # A client too slow for its send queue is dropped (and may resume, like any drop).
@@ -156,9 +163,10 @@ class SignalingEndpoint:
                 await conn.close(CloseCode.NORMAL, "")
 
 
-async def _refuse(hub: Hub, conn: Connection, exc: AppError) -> None:
+async def _refuse(hub: Hub, conn: Connection, exc: AppError, close: int | None = None) -> None:
     code = exc.envelope_code
-    close = CLOSE_FOR_CODE.get(code, CloseCode.FORBIDDEN if exc.status == 403 else 4000)
+    if close is None:
+        close = CLOSE_FOR_CODE.get(code, CloseCode.FORBIDDEN if exc.status == 403 else 4000)
     payload = p.error_payload(code, exc.message, details=exc.details, error_type=exc.type)
     conn.push_wire(conn.codec.encode(p.message(MsgType.ERROR, 0, payload)))
     await conn.close(close, exc.message)

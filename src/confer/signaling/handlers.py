@@ -194,6 +194,8 @@ class Handlers:
     async def _moderate_share(self, s: Session, action: str, target: int) -> None:
         if not s.may(Permission.MANAGE_SCREEN_SHARE):
             raise p.forbidden("Only the host and co-hosts manage screen sharing")
+        if target == s.admission.host_id:
+            raise p.forbidden("The host cannot be moderated")
         if action == "stop":
             from confer.bus.events import event, meeting_topic
 

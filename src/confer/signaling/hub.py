@@ -53,6 +53,9 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._room_locks: dict[int, asyncio.Lock] = {}
+        # Admissions in flight: a connect storm queues here instead of draining the database
+        # pool that chat and presence writes need too.
+        self.admission_slots = asyncio.Semaphore(8)
         self.sink = HubSink(self)
         self.cluster = Cluster(self)
         self._media_attached: MediaPlane | None = None

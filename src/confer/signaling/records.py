@@ -57,19 +57,28 @@ class Records:
     async def admit(self, meeting_id: int, user_id: int) -> Admission:
         """Refuse unknown or ended meetings and users who have not joined (hosts always may)."""
         async with self.db.session() as s:
-            meeting = await s.get(Meeting, meeting_id)
-            if meeting is None:
-                raise meeting_not_found()
+            # One round trip: the meeting, the user and their participant row (if any).
+            row = (
+                await s.execute(
+                    select(Meeting, User, Participant)
+                    .select_from(Meeting)
+                    .join(User, User.id == user_id)
+                    .outerjoin(
+                        Participant,
+                        and_(Participant.meeting_id == Meeting.id, Participant.user_id == user_id),
+                    )
+                    .where(Meeting.id == meeting_id)
+                )
+            ).first()
+            if row is None:
+                if await s.get(Meeting, meeting_id) is None:
+                    raise meeting_not_found()
+                raise token_invalid("The token's user no longer exists")
+            meeting, user, part = row
             if meeting.status == "ended":
                 raise meeting_ended()
-            user = await s.get(User, user_id)
-            if user is None or not user.is_active:
+            if not user.is_active:
                 raise token_invalid("The token's user no longer exists")
-            part = await s.scalar(
-                select(Participant).where(
-                    Participant.meeting_id == meeting_id, Participant.user_id == user_id
-                )
-            )
             is_host = meeting.host_id == user_id
             if part is None or part.state != "joined":
                 if not is_host:
