@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from tests.signaling.support import Client, meeting
 from tests.support.api import Api, ok
 from tests.support.servers import ConferServer
@@ -88,3 +91,22 @@ async def test_after_the_grace_period_the_others_see_the_user_leave(
     assert left["payload"]["user_id"] == m.members[0].user_id
     assert left["payload"]["reason"] == "timeout"
     await host.close()
+
+
+async def test_media_state_and_activity_reach_the_rest_participants_list(
+    sig: ConferServer, sapi: Api
+) -> None:
+    m = meeting(sapi, 1)
+    member = m.members[0]
+    before = participants(sapi, m.path(), m.host)[member.user_id]["last_active_at"]
+    c = await Client.connect(sig, member, m.id)
+    await c.send({"type": 10, "payload": {"action": "mute", "media_type": "audio"}})
+    await c.sync()
+    deadline = time.monotonic() + 20  # written in batches every few seconds
+    while True:
+        row = participants(sapi, m.path(), m.host)[member.user_id]
+        if row["audio_muted"] and row["last_active_at"] >= before:
+            break
+        assert time.monotonic() < deadline, row
+        await asyncio.sleep(0.5)
+    await c.close()

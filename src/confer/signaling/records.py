@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
@@ -25,6 +25,9 @@ from confer.services.roles import Role
 log = logging.getLogger(__name__)
 
 CHAT_BATCH = 500
+FLUSH_CHUNK = 100  # participant updates per transaction
+ACTIVE_RESOLUTION = 15.0  # seconds: last_active_at is written at most this often
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,7 @@ class Records:
         self._chat_task: asyncio.Task[None] | None = None
         self._active: dict[tuple[int, int], datetime] = {}
         self._media: dict[tuple[int, int], tuple[bool, bool]] = {}
+        self._written: dict[tuple[int, int], datetime] = {}
 
     async def admit(self, meeting_id: int, user_id: int) -> Admission:
         """Refuse unknown or ended meetings and users who have not joined (hosts always may)."""
@@ -178,34 +182,42 @@ class Records:
             )
 
     async def flush(self) -> None:
-        """Write the coalesced activity and media state in one transaction."""
-        active, self._active = self._active, {}
+        """Write the coalesced activity and media state, in small transactions so a chat
+        insert never waits long behind them. `last_active_at` is kept to ACTIVE_RESOLUTION."""
+        now = utcnow()
+        active = {
+            k: t
+            for k, t in self._active.items()
+            if (now - self._written.get(k, EPOCH)).total_seconds() >= ACTIVE_RESOLUTION
+            or k in self._media
+        }
+        for k in active:
+            del self._active[k]
+            self._written[k] = now
         media, self._media = self._media, {}
-        if not active and not media:
-            return
+        if len(self._written) > 100_000:  # forget the oldest marks; they only throttle
+            self._written = dict(list(self._written.items())[-50_000:])
         # Core statements on the table: executemany, not the ORM's bulk-by-primary-key.
         table = Participant.__table__
         where = and_(table.c.meeting_id == bindparam("m"), table.c.user_id == bindparam("u"))
-        try:
-            async with self.db.session() as s:
-                if active:
-                    await s.execute(
-                        update(table)
-                        .where(where)
-                        .values(last_active_at=bindparam("t"))
-                        .execution_options(synchronize_session=False),
-                        [{"m": m, "u": u, "t": t} for (m, u), t in active.items()],
-                    )
-                if media:
-                    await s.execute(
-                        update(table)
-                        .where(where)
-                        .values(audio_muted=bindparam("a"), video_muted=bindparam("v"))
-                        .execution_options(synchronize_session=False),
-                        [{"m": m, "u": u, "a": a, "v": v} for (m, u), (a, v) in media.items()],
-                    )
-        except Exception:
-            log.exception("could not flush participant activity")
+        touch = update(table).where(where).values(last_active_at=bindparam("t"))
+        state = (
+            update(table)
+            .where(where)
+            .values(audio_muted=bindparam("a"), video_muted=bindparam("v"))
+        )
+        rows = [(touch, {"m": m, "u": u, "t": t}) for (m, u), t in active.items()]
+        rows += [(state, {"m": m, "u": u, "a": a, "v": v}) for (m, u), (a, v) in media.items()]
+        for start in range(0, len(rows), FLUSH_CHUNK):
+            chunk = rows[start : start + FLUSH_CHUNK]
+            try:
+                async with self.db.session() as s:
+                    for stmt in (touch, state):
+                        params = [p for st, p in chunk if st is stmt]
+                        if params:
+                            await s.execute(stmt, params)
+            except Exception:
+                log.exception("could not flush participant activity")
 
     # --- chat: group commit -----------------------------------------------------------------
 
