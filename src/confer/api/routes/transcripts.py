@@ -75,11 +75,19 @@ async def transcript(
     return await _render(meeting_id, format, user, ctx, s)
 
 
-@router.get("/meetings/{meeting_id}/transcript.vtt", summary="The transcript as WebVTT")
+@router.get(
+    "/meetings/{meeting_id}/transcript.vtt",
+    summary="The transcript as WebVTT",
+    responses={200: {"content": {_MEDIA["vtt"]: {"schema": {"type": "string"}}}}},
+)
 async def transcript_vtt(meeting_id: MeetingId, user: CurrentUser, ctx: Ctx, s: Session) -> Any:
     return await _render(meeting_id, "vtt", user, ctx, s)
 
 
-@router.get("/meetings/{meeting_id}/transcript.srt", summary="The transcript as SRT")
+@router.get(
+    "/meetings/{meeting_id}/transcript.srt",
+    summary="The transcript as SRT",
+    responses={200: {"content": {_MEDIA["srt"]: {"schema": {"type": "string"}}}}},
+)
 async def transcript_srt(meeting_id: MeetingId, user: CurrentUser, ctx: Ctx, s: Session) -> Any:
     return await _render(meeting_id, "srt", user, ctx, s)
