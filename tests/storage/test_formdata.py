@@ -120,7 +120,7 @@ async def test_part_headers_are_bounded_in_size_and_number() -> None:
         + B
         + b"--\r\n"
     )
-    with pytest.raises(FormError, match="(?i)header"):
+    with pytest.raises(FormError, match=r"(?i)header"):
         await events(data)
 
 

@@ -36,8 +36,13 @@ class Permission(StrEnum):
 
 _ALL = frozenset(Permission)
 _CO_HOST = frozenset(
-    {Permission.MUTE_OTHERS, Permission.MANAGE_SCREEN_SHARE, Permission.PUBLISH,
-     Permission.SHARE_SCREEN, Permission.CHAT}
+    {
+        Permission.MUTE_OTHERS,
+        Permission.MANAGE_SCREEN_SHARE,
+        Permission.PUBLISH,
+        Permission.SHARE_SCREEN,
+        Permission.CHAT,
+    }
 )
 _PARTICIPANT = frozenset({Permission.PUBLISH, Permission.SHARE_SCREEN, Permission.CHAT})
 _AUDIENCE = frozenset({Permission.CHAT})
