@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.support.api import Api, User
+from tests.support.chromium import HEADLESS_FLAGS
 from tests.support.servers import ConferServer
 
 # Examples per operation and mode: bounded so `make test` stays quick; raise it to dig deeper.
@@ -38,15 +39,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = HEADLESS_FLAGS
 
 
 def test_the_document_is_openapi_3_with_the_contract_paths(sqlite_server: ConferServer) -> None:

@@ -14,25 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.chromium import CHROMIUM, MEDIA_FLAGS, SHARED_PAGE_FLAGS
 from tests.support.servers import ROOT, free_port, stop, wait_for_port
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-]
+CHROMIUM_ARGS = [*MEDIA_FLAGS, *SHARED_PAGE_FLAGS]
 
 
 class Harness:

@@ -13,20 +13,12 @@ from playwright.async_api import Browser, Page, Route, async_playwright
 
 from tests.signaling.support import meeting, register
 from tests.support.api import PASSWORD, Api, User
+from tests.support.chromium import MEDIA_FLAGS
 from tests.support.servers import ConferServer
 
 ASSET = Path(__file__).parent / "assets" / "meeting_client.js"
 CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
+    *MEDIA_FLAGS,
     # The page is injected by Playwright (no address space of its own), which Chromium's
     # local-network checks would treat as a public page reaching into loopback.
     "--disable-features=LocalNetworkAccessChecks",

@@ -8,27 +8,11 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Playwright, expect, sync_playwright
+from tests.support.chromium import CHROMIUM, MEDIA_FLAGS, SHARED_PAGE_FLAGS
 from tests.support.servers import ConferServer
 from tests.web.client import Client, Origin
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    # Several pages share one headless browser: none of them may be throttled as "hidden".
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-    "--autoplay-policy=no-user-gesture-required",
-]
+FLAGS = [*MEDIA_FLAGS, *SHARED_PAGE_FLAGS]
 # Test instrumentation only: keep every RTCPeerConnection the page makes, to read getStats().
 TRACK_PEER_CONNECTIONS = """
 (() => {
