@@ -10,7 +10,9 @@ false`). Results: bench/results/sfu.json and sfu.md.
 
 Targets (issue 6): confer CPU/packet <= 1.5x Janus-fastest at the largest scenario;
 join-to-first-frame p50 < 1 s; zero loss with 20 subscribers of one 720p publisher.
-Set CONFER_BENCH_QUICK=1 for short windows (a smoke run, not a measurement).
+Set CONFER_BENCH_QUICK=1 for short windows (a smoke run, not a measurement). While iterating,
+CONFER_BENCH_SCENARIOS=1x20 (comma-separated PxS) and CONFER_BENCH_CONFIGS=confer,fastest (of
+confer, default, fastest) run a subset; a subset run prints its rows and writes no results.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 SCENARIOS = [(1, 1), (1, 5), (1, 10), (1, 20), (2, 10)]
+CONFIGS = ("confer", "default", "fastest")
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 JANUS_PORT = 8088
 NETNS = f"confer-bench-{os.getpid()}"
@@ -138,9 +141,30 @@ def loadtest(target: str, pubs: int, subs: int, extra: list[str]) -> dict[str, A
     return json.loads(out.read_text())
 
 
+def scenarios() -> list[tuple[int, int]]:
+    """The scenarios to run: all, or those named in CONFER_BENCH_SCENARIOS (e.g. "1x20")."""
+    chosen = os.environ.get("CONFER_BENCH_SCENARIOS", "")
+    if not chosen:
+        return SCENARIOS
+    out = []
+    for item in chosen.split(","):
+        pubs, _, subs = item.strip().partition("x")
+        out.append((int(pubs), int(subs)))
+    return out
+
+
+def configs() -> list[str]:
+    chosen = os.environ.get("CONFER_BENCH_CONFIGS", "")
+    names = [c.strip() for c in chosen.split(",") if c.strip()] or list(CONFIGS)
+    unknown = set(names) - set(CONFIGS)
+    if unknown:
+        raise SystemExit(f"bench.sfu: unknown configs {sorted(unknown)}, choose from {CONFIGS}")
+    return names
+
+
 def run_confer() -> list[dict[str, Any]]:
     rows = []
-    for pubs, subs in SCENARIOS:
+    for pubs, subs in scenarios():
         row = loadtest("confer", pubs, subs, ["--workers", "1", *SAME_PATH])
         row["config"] = "confer (1 worker)"
         rows.append(row)
@@ -151,7 +175,7 @@ def run_confer() -> list[dict[str, Any]]:
 def run_janus(fastest: bool) -> list[dict[str, Any]]:
     rows = []
     label = "janus fastest" if fastest else "janus default"
-    for pubs, subs in SCENARIOS:
+    for pubs, subs in scenarios():
         proc, folder = start_janus(fastest)  # a fresh Janus per scenario: no leftovers
         try:
             extra = [
@@ -239,15 +263,21 @@ def main() -> int:
     }
     make_netns()
     try:
-        rows = run_confer()
+        chosen = configs()
+        rows = run_confer() if "confer" in chosen else []
         if shutil.which("janus"):
-            rows += run_janus(fastest=False)
-            rows += run_janus(fastest=True)
+            if "default" in chosen:
+                rows += run_janus(fastest=False)
+            if "fastest" in chosen:
+                rows += run_janus(fastest=True)
         else:
             meta["janus"] = "not installed (apt-get install janus): no comparison"
     finally:
         drop_netns()
     verdict = judge(rows, meta)
+    if os.environ.get("CONFER_BENCH_SCENARIOS") or os.environ.get("CONFER_BENCH_CONFIGS"):
+        print(json.dumps(verdict, indent=1))  # a subset: not a result to keep
+        return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sfu.json").write_text(
         json.dumps({"meta": meta, "rows": rows, "targets": verdict}, indent=1) + "\n"
