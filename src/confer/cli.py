@@ -16,6 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from confer.db.migrate import upgrade
+    from confer.signaling.wire import ws_protocol_class
 
     if args.data_dir:
         os.environ["CONFER_DATA_DIR"] = args.data_dir
@@ -57,6 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
         # the signaling error 413 rather than a bare 1009 close.
         ws_max_size=max(4 * settings.ws_max_message_bytes, 1 << 20),
         ws_per_message_deflate=True,
+        # Broadcast frames written once for many sockets (confer/signaling/wire.py).
+        ws=ws_protocol_class(),
         timeout_graceful_shutdown=5,
         **ssl,  # type: ignore[arg-type]
     )

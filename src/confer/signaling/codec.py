@@ -1,11 +1,14 @@
 """Wire encodings, chosen per connection by WebSocket subprotocol; JSON when none is offered.
 
 A broadcast is built once as an `Outbound` and encoded at most once per encoding in use, so
-every recipient of one encoding is handed the very same `str` / `bytes` object.
+every recipient of one encoding is handed the very same `str` / `bytes` object, and framed
+at most once per (encoding, deflate window) for the sockets written to directly (`wire.py`).
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
 from typing import Any
 
 import orjson
@@ -98,15 +101,48 @@ def negotiate(offered: list[str]) -> tuple[Codec, str | None]:
     return JSON, None
 
 
+def ws_frame(payload: bytes, binary: bool, window_bits: int) -> bytes:
+    """One unmasked, unfragmented RFC 6455 data frame; compressed (RFC 7692, no context
+    takeover) when `window_bits` is not 0."""
+    first = 0x82 if binary else 0x81
+    if window_bits:
+        comp = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -window_bits, 5)
+        payload = (comp.compress(payload) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        first |= 0x40
+    n = len(payload)
+    if n < 126:
+        return bytes((first, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", first, 126, n) + payload
+    return struct.pack("!BBQ", first, 127, n) + payload
+
+
 class Outbound:
     """One server message, encoded lazily and at most once per encoding."""
 
-    __slots__ = ("_json", "_pb", "msg")
+    __slots__ = ("_frames", "_json", "_pb", "msg")
 
     def __init__(self, msg: dict[str, Any]) -> None:
         self.msg = msg
         self._json: str | None = None
         self._pb: bytes | None = None
+        self._frames: dict[tuple[bool, int], bytes] | None = None
+
+    def frame(self, codec: Codec, window_bits: int) -> bytes:
+        """The whole WebSocket frame, shared by every socket of this encoding and window."""
+        key = (codec.binary, window_bits)
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = {}
+        else:
+            found = frames.get(key)
+            if found is not None:
+                return found
+        data = self.wire(codec)
+        built = frames[key] = ws_frame(
+            data if isinstance(data, bytes) else data.encode(), codec.binary, window_bits
+        )
+        return built
 
     def wire(self, codec: Codec) -> str | bytes:
         if codec is JSON:

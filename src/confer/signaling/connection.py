@@ -1,8 +1,11 @@
 """One WebSocket as the hub sees it: a bounded send queue, a rate limit, an activity clock.
 
-Sends never block the caller: messages are queued and written by a short-lived flusher task,
-so one client that cannot keep up only ever fills its own queue. When the queue is full the
-connection is given up (`SLOW_CONSUMER`) instead of holding the room back.
+Sends never block the caller. With a `Wire` (uvicorn under `confer serve`, see `wire.py`) a
+message is written straight to the socket's transport while the transport accepts writes,
+as frame bytes shared by the whole broadcast; otherwise, and while the transport is paused
+(its buffer above the high-water mark), messages are queued and written by a short-lived
+flusher task. So one client that cannot keep up only ever fills its own queue. When the
+queue is full the connection is given up (`SLOW_CONSUMER`) instead of holding the room back.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confer.signaling.codec import Codec, Outbound
 from confer.signaling.protocol import CloseCode
+
+if TYPE_CHECKING:
+    from confer.signaling.wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,8 @@ class Connection:
         "queue",
         "queue_limit",
         "rate",
+        "window",
+        "wire",
     )
 
     def __init__(
@@ -73,9 +81,14 @@ class Connection:
         rate: float,
         burst: float,
         on_overflow: Callable[[Connection], None] | None = None,
+        wire: Wire | None = None,
     ) -> None:
         self._send = send
         self.codec = codec
+        self.wire = wire
+        # The deflate window of the broadcast frame this socket takes (0: uncompressed);
+        # None: frames of its own (no wire, or a deflate context that carries over).
+        self.window: int | None = wire.key if wire is not None else None
         self.queue: deque[str | bytes] = deque()
         self.queue_limit = queue_limit
         self._flusher: asyncio.Task[None] | None = None
@@ -94,20 +107,69 @@ class Connection:
     # --- sending ----------------------------------------------------------------------------
 
     def push(self, out: Outbound) -> None:
-        self.push_wire(out.wire(self.codec))
+        if self.window is not None:
+            if not self.closed:
+                self._put_frame(out.frame(self.codec, self.window))
+        else:
+            self.push_wire(out.wire(self.codec))
 
     def push_wire(self, data: str | bytes) -> None:
         if self.closed:
             return
-        if len(self.queue) >= self.queue_limit:
-            self.queue.clear()
-            self.abort(CloseCode.SLOW_CONSUMER, "Send queue overflow: the client is too slow")
-            if self.on_overflow is not None:
-                self.on_overflow(self)
+        wire = self.wire
+        if wire is not None:
+            try:
+                self._put_frame(wire.single(data))
+            except Exception:  # the socket is closing: the receive loop will notice
+                self._gone()
+            return
+        if self._full():
             return
         self.queue.append(data)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
+
+    def _full(self) -> bool:
+        if len(self.queue) < self.queue_limit:
+            return False
+        self.queue.clear()
+        self.abort(CloseCode.SLOW_CONSUMER, "Send queue overflow: the client is too slow")
+        if self.on_overflow is not None:
+            self.on_overflow(self)
+        return True
+
+    def _gone(self) -> None:
+        self.closed = True
+        self.queue.clear()
+
+    def _put_frame(self, data: bytes) -> None:
+        """Write now if nothing waits and the transport takes it; queue it otherwise."""
+        wire = self.wire
+        assert wire is not None
+        if not self.queue and wire.writable.is_set():
+            if wire.open():
+                wire.transport.write(data)
+            else:
+                self._gone()
+            return
+        if self._full():
+            return
+        self.queue.append(data)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_frames(wire))
+
+    async def _flush_frames(self, wire: Wire) -> None:
+        queue = self.queue
+        try:
+            while queue:
+                await wire.writable.wait()
+                if not wire.open():
+                    self._gone()
+                    return
+                while queue and wire.writable.is_set():
+                    wire.transport.write(queue.popleft())  # type: ignore[arg-type]
+        finally:
+            self._flusher = None
 
     async def _flush(self) -> None:
         try:
@@ -120,8 +182,7 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except Exception:  # the peer is gone; the receive loop will notice and clean up
-            self.closed = True
-            self.queue.clear()
+            self._gone()
         finally:
             self._flusher = None
 

@@ -29,6 +29,7 @@ from confer.signaling import protocol as p
 from confer.signaling.codec import negotiate
 from confer.signaling.connection import Connection
 from confer.signaling.protocol import CloseCode, MsgType, SignalCode, SignalError
+from confer.signaling.wire import EXTENSION
 
 if TYPE_CHECKING:
     from confer.auth.tokens import TokenCodec
@@ -122,6 +123,7 @@ class SignalingEndpoint:
             queue_limit=st.ws_send_queue,
             rate=st.ws_rate_limit_rps,
             burst=st.ws_rate_limit_burst,
+            wire=(scope.get("extensions") or {}).get(EXTENSION),
         )
         try:
             client = scope.get("client") or ("unknown", 0)
