@@ -27,6 +27,7 @@ def install(app: FastAPI) -> None:
     service = AIService(ctx.settings)
     ctx.extras["ai"] = service
     service.subscribe(TranscriptStore(ctx.db).on_caption)
+    service.subscribe(lambda event: _to_room(ctx, event))
     preload: list[asyncio.Task[object]] = []
 
     async def start(_: AppContext) -> None:
@@ -47,3 +48,16 @@ async def _preload(service: object) -> None:
 
     with contextlib.suppress(AppError):
         await service.ensure_started()  # type: ignore[attr-defined]
+
+
+async def _to_room(ctx: object, event: dict[str, object]) -> None:
+    """Send a caption to every socket of its meeting as type 40 from the server; the hub
+    carries it to sockets on other processes as it does its own broadcasts."""
+    from confer.ai.messages import CAPTION, caption_payload
+    from confer.signaling.protocol import message
+
+    hub = ctx.extras.get("signaling")  # type: ignore[attr-defined]
+    if hub is None:
+        return
+    meeting_id = int(event["meeting_id"])  # type: ignore[call-overload]
+    await hub.to_room(meeting_id, message(CAPTION, meeting_id, caption_payload(event)))

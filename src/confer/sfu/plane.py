@@ -22,6 +22,7 @@ import orjson
 from confer.errors import AppError, Unavailable, ValidationFailed
 from confer.sfu import ipc, messages
 from confer.sfu.background import spawn
+from confer.sfu.captions import CaptionRelay
 from confer.sfu.config import SfuConfig
 from confer.signaling.media import MediaSink, PeerRef
 
@@ -61,6 +62,7 @@ class SfuPlane:
         self._index = itertools.count()
         self._started = False
         self._start_lock = asyncio.Lock()
+        self.captions: CaptionRelay | None = None  # live captions, when an AI service runs
 
     # -- lifecycle
 
@@ -95,6 +97,8 @@ class SfuPlane:
 
     async def close(self) -> None:
         self._closing = True
+        if self.captions is not None:
+            await self.captions.close()
         for w in self.workers:
             if w.writer is not None:
                 w.writer.close()
@@ -113,6 +117,7 @@ class SfuPlane:
 
     def attach(self, sink: MediaSink) -> None:
         self.sink = sink
+        self.captions = CaptionRelay.for_sink(sink)
 
     async def handle(
         self, peer: PeerRef, msg_type: int, payload: dict[str, Any], *, can_publish: bool
@@ -131,12 +136,15 @@ class SfuPlane:
                 "type": msg_type,
                 "payload": payload,
                 "can_publish": can_publish,
+                "captions": self.captions is not None and self.captions.enabled(peer.meeting_id),
             },
         )
 
     async def peer_left(self, peer: PeerRef) -> None:
         peers = self.peers.get(peer.meeting_id, {})
         peers.pop((peer.user_id, peer.peer_id), None)
+        if self.captions is not None:
+            self.captions.close_where(peer.meeting_id, peer.user_id, peer.peer_id)
         w = self.placement.get(peer.meeting_id)
         if w is None:
             return
@@ -150,6 +158,8 @@ class SfuPlane:
         if media_type not in messages.MEDIA_TYPE_SOURCES:
             raise ValidationFailed(f"unknown media type {media_type!r}")
         self.disallowed.setdefault(meeting_id, {})[(user_id, media_type)] = allowed
+        if self.captions is not None and media_type == "audio" and not allowed:
+            self.captions.close_where(meeting_id, user_id)
         w = self.placement.get(meeting_id)
         if w is not None:
             await self._request(w, self._allowed_msg(meeting_id, user_id, media_type, allowed))
@@ -157,6 +167,8 @@ class SfuPlane:
     async def meeting_ended(self, meeting_id: int) -> None:
         w = self.placement.get(meeting_id)
         self._forget(meeting_id)
+        if self.captions is not None:
+            self.captions.close_where(meeting_id)
         if w is not None:
             await self._request(w, {"op": "ended", "meeting_id": meeting_id})
 
@@ -240,6 +252,8 @@ class SfuPlane:
                         fut.set_result(msg)
                 elif op in ("send", "broadcast"):
                     spawn(self._deliver(msg))
+                elif op in ("audio", "audio_end") and self.captions is not None:
+                    self.captions.on_frame(msg)
         except Exception:
             log.exception("SFU worker %s: bad frame", w.pid)
         await self._worker_died(w)

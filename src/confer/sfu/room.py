@@ -8,6 +8,7 @@ from typing import Any
 
 from confer.sfu import messages
 from confer.sfu.background import spawn
+from confer.sfu.captions import AudioTap
 from confer.sfu.peer import Peer
 from confer.sfu.speaker import SpeakerDetector
 from confer.sfu.tracks import UpTrack
@@ -28,6 +29,7 @@ class Room:
         self.disallowed: set[tuple[int, str]] = set()  # (user_id, source)
         self.speaker = SpeakerDetector()
         self.packets_out = 0
+        self.tap: AudioTap | None = None  # set for meetings with live captions
 
     def peer(self, ref: dict[str, Any]) -> Peer:
         key = f"{ref['user_id']}/{ref['peer_id']}"
@@ -98,6 +100,8 @@ class Room:
         spawn(peer.close())
 
     async def close(self) -> None:
+        if self.tap is not None:
+            self.tap.close()
         peers, self.peers = list(self.peers.values()), {}
         for p in peers:
             await p.close()
@@ -124,6 +128,8 @@ class Room:
     def tick_fast(self, now: float) -> None:
         for p in list(self.peers.values()):
             p.tick_fast(now)
+        if self.tap is not None:
+            self.tap.flush()
 
     def tick_slow(self, now: float) -> None:
         for p in list(self.peers.values()):

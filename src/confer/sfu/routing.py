@@ -164,6 +164,9 @@ class MediaRouting:
             size = vp8_frame_size(memoryview(data)[view.payload_start : view.payload_end])
             if size is not None:
                 layer.height = size[1]
+        tap = self.room.tap  # live captions (sfu/captions.py); None unless the meeting wants them
+        if tap is not None and up.kind == "audio":
+            tap.push(up, view.timestamp, data[view.payload_start : view.payload_end])
         self.room.packets_out += up.forward(layer, data, view, now)
 
     # -- RTCP from this peer, as publisher (SR) and as subscriber (RR, NACK, PLI, REMB)

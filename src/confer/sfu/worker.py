@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from confer.sfu import adapter, ipc
+from confer.sfu.captions import set_tap
 from confer.sfu.config import SfuConfig
 from confer.sfu.peer import BadRequest
 from confer.sfu.room import Room
@@ -61,9 +62,9 @@ class Worker:
         try:
             if op == "handle":
                 ref = msg["peer"]
-                await self.room(ref["meeting_id"]).handle(
-                    ref, msg["type"], msg["payload"], msg["can_publish"]
-                )
+                room = self.room(ref["meeting_id"])
+                set_tap(room, bool(msg.get("captions")), self.emit, self.writer)
+                await room.handle(ref, msg["type"], msg["payload"], msg["can_publish"])
             elif op == "peer_left":
                 ref = msg["peer"]
                 room = self.rooms.get(ref["meeting_id"])

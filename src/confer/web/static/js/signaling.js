@@ -7,7 +7,7 @@ import * as session from './session.js';
 export const T = {
   OFFER: 1, ANSWER: 2, ICE: 3, JOIN: 4, LEAVE: 5, USER_JOINED: 6, USER_LEFT: 7, CHAT: 8,
   SCREEN_SHARE: 9, MEDIA_CONTROL: 10, PING: 11, PONG: 12, ERROR: 13, ROOM_INFO: 14,
-  ROLE_CHANGED: 15, KICKED: 16, MEETING_ENDED: 17, MEETING_UPDATED: 18,
+  ROLE_CHANGED: 15, KICKED: 16, MEETING_ENDED: 17, MEETING_UPDATED: 18, CAPTION: 40,
 };
 
 // Close codes after which reconnecting cannot help (docs/protocol.md).

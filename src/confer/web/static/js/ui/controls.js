@@ -1,4 +1,4 @@
-// The control bar: microphone, camera, screen share, chat, people, leave.
+// The control bar: microphone, camera, screen share, captions, chat, transcript, people, leave.
 
 import { h, icon, replace } from '../dom.js';
 
@@ -8,7 +8,7 @@ function roundButton(id, label, iconName, onclick) {
 }
 
 export class Controls {
-  /** handlers: {mic, cam, screen, chat, people, leave, end} */
+  /** handlers: {mic, cam, screen, captions, transcript, chat, people, leave, end} */
   constructor(handlers) {
     this.mic = roundButton('ctl-mic', 'Mute', 'mic', handlers.mic);
     this.cam = roundButton('ctl-cam', 'Turn camera off', 'cam', handlers.cam);
@@ -18,6 +18,11 @@ export class Controls {
     this.chat = roundButton('ctl-chat', 'Chat', 'chat', handlers.chat);
     this.chat.append(this.chatBadge);
     this.people = roundButton('ctl-people', 'People', 'people', handlers.people);
+    // Live captions and the transcript exist only in meetings with AI analysis.
+    this.captions = roundButton('ctl-captions', 'Turn captions off', 'cc', handlers.captions);
+    this.captions.hidden = true;
+    this.transcript = roundButton('ctl-transcript', 'Transcript', 'transcript', handlers.transcript);
+    this.transcript.hidden = true;
     this.peopleCount = h('span', { class: 'count-badge neutral', id: 'people-badge' });
     this.people.append(this.peopleCount);
     this.leave = h('button', { type: 'button', class: 'round leave', id: 'ctl-leave', 'aria-label': 'Leave the meeting', title: 'Leave', onclick: handlers.leave }, icon('leave'));
@@ -25,7 +30,7 @@ export class Controls {
     this.publishGroup = h('div', { class: 'ctl-group publish' }, this.mic, this.cam, this.screen);
     this.el = h('footer', { class: 'controls', id: 'controls' },
       this.publishGroup,
-      h('div', { class: 'ctl-group' }, this.chat, this.people),
+      h('div', { class: 'ctl-group' }, this.captions, this.chat, this.transcript, this.people),
       h('div', { class: 'ctl-group' }, this.end, this.leave));
   }
 
@@ -71,8 +76,19 @@ export class Controls {
     this.peopleCount.textContent = String(n);
   }
 
+  setCaptions(available, on) {
+    this.captions.hidden = !available;
+    this.transcript.hidden = !available;
+    this.captions.classList.toggle('active', on);
+    this.captions.setAttribute('aria-pressed', String(on));
+    const label = on ? 'Turn captions off' : 'Turn captions on';
+    this.captions.setAttribute('aria-label', label);
+    this.captions.title = label;
+  }
+
   setPanel(which) {
     this.chat.classList.toggle('active', which === 'chat');
+    this.transcript.classList.toggle('active', which === 'transcript');
     this.people.classList.toggle('active', which === 'people');
   }
 }

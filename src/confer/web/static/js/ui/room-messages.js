@@ -205,12 +205,16 @@ export async function handleMessage(ctx, msg) {
       const fields = p.fields || {};
       if (fields.title) ctx.title.textContent = fields.title;
       if (fields.settings && 'enable_chat' in fields.settings) ctx.chat.setEnabled(fields.settings.enable_chat !== false);
+      if (fields.settings && 'enable_ai_analysis' in fields.settings) ctx.setAiAnalysis(Boolean(fields.settings.enable_ai_analysis));
       if (fields.settings && 'screen_share_requires_permission' in fields.settings) {
         ctx.shareNeedsGrant = Boolean(fields.settings.screen_share_requires_permission);
         syncSelf(ctx);
       }
       break;
     }
+    case T.CAPTION:
+      ctx.captions.add(p);
+      break;
     case T.ERROR:
       onError(ctx, msg);
       break;

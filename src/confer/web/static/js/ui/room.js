@@ -12,6 +12,7 @@ import { displayName, Roster } from '../roster.js';
 import * as session from '../session.js';
 import { Signaling, T } from '../signaling.js';
 import { LEVELS, QualityMeter } from '../stats.js';
+import { CaptionsOverlay, TranscriptPanel } from './captions.js';
 import { ChatPanel } from './chat.js';
 import { Controls } from './controls.js';
 import { Grid } from './grid.js';
@@ -63,17 +64,25 @@ export async function renderRoom(root, { meeting, joined, stream, prefs, navigat
   ctx.people = new PeoplePanel({
     roster: ctx.roster, act: (action, person) => moderate(ctx, action, person), muteAll: () => muteAll(ctx),
   });
+  ctx.captions = new CaptionsOverlay({ roster: ctx.roster });
+  ctx.transcript = new TranscriptPanel({ meetingId: meeting.meeting_id });
+  ctx.setAiAnalysis = (on) => {
+    ctx.captions.setAvailable(on);
+    ctx.controls.setCaptions(Boolean(on), ctx.captions.on);
+  };
   const panel = h('aside', { class: 'side-panel', id: 'side-panel', hidden: true });
   const closePanel = h('button', { type: 'button', class: 'panel-close', 'aria-label': 'Close panel', onclick: () => openPanel(null) }, icon('close'));
   let openName = null;
   function openPanel(which) {
     openName = which === openName ? null : which;
     panel.hidden = !openName;
-    replace(panel, closePanel, openName === 'chat' ? ctx.chat.el : openName === 'people' ? ctx.people.el : null);
+    const panels = { chat: ctx.chat.el, people: ctx.people.el, transcript: ctx.transcript.el };
+    replace(panel, closePanel, panels[openName] || null);
     ctx.chat.setOpen(openName === 'chat');
     ctx.controls.setPanel(openName);
     if (openName === 'chat') ctx.chat.box.focus();
     if (openName === 'people') refreshPeople(ctx).catch(() => {}); // the list works without it
+    if (openName === 'transcript') ctx.transcript.load();
     ctx.grid.layout();
   }
 
@@ -82,6 +91,11 @@ export async function renderRoom(root, { meeting, joined, stream, prefs, navigat
     cam: () => toggleCam(ctx),
     screen: () => toggleShare(ctx),
     chat: () => openPanel('chat'),
+    captions: () => {
+      ctx.captions.setOn(!ctx.captions.on);
+      ctx.controls.setCaptions(true, ctx.captions.on);
+    },
+    transcript: () => openPanel('transcript'),
     people: () => openPanel('people'),
     leave: () => leave(ctx),
     end: () => endMeeting(ctx),
@@ -95,11 +109,12 @@ export async function renderRoom(root, { meeting, joined, stream, prefs, navigat
     updateActive({ role });
   };
   ctx.setRole(ctx.role);
+  ctx.setAiAnalysis(Boolean(meeting.settings?.enable_ai_analysis));
 
   replace(root, h('section', { class: 'room', id: 'room' },
     h('header', { class: 'room-head' }, h('div', { class: 'room-id' }, title, inviteBtn), quality),
     banner,
-    h('div', { class: 'room-body' }, ctx.grid.el, panel),
+    h('div', { class: 'room-body' }, ctx.grid.el, ctx.captions.el, panel),
     ctx.controls.el,
     ctx.audioSinks));
 
@@ -357,6 +372,7 @@ function teardown(ctx) {
   ctx.media?.close();
   ctx.local.close();
   ctx.grid.destroy();
+  ctx.captions.destroy();
   for (const p of ctx.pendingChats) clearTimeout(p.timer);
   document.body.classList.remove('in-room');
 }
