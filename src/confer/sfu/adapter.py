@@ -10,9 +10,12 @@ so that an upgrade that moves an internal fails loudly:
 3. decrypted RTP/RTCP handed over synchronously from the UDP socket: the datagram handler of
    each aioice `StunProtocol` is wrapped, so media skips the STUN parse, the asyncio queue and
    four awaits per packet (DTLS and STUN still take aiortc's path);
-4. a synchronous send: `_tx_srtp.protect` then `sendto` on the nominated pair's socket;
-5. SRTP through pylibsrtp's cffi binding without its per-call wrapper (`_cdata`, `_buffer`,
-   `_srtp`): the wrapper costs more than the encryption on every forwarded packet.
+4. a synchronous send from C: the forwarding loop (`_fanout.c`) calls libsrtp's
+   `srtp_protect` through the function pointer and `srtp_t` session that pylibsrtp's cffi
+   binding holds (`lib.srtp_protect`, `Session._srtp`), then `sendto` on the file descriptor
+   of the nominated pair's socket (`Connection._nominated`, the asyncio transport's socket);
+5. SRTP decryption through pylibsrtp's cffi binding without its per-call wrapper (`_cdata`,
+   `_buffer`, `_srtp`): the wrapper costs more than the decryption of each received packet.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ from importlib.metadata import version
 
 import aioice.ice
 import pylibsrtp
+from aioice.ice import CandidatePair
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
 from aiortc.rtcdtlstransport import RTCDtlsFingerprint, RTCDtlsParameters
 from aiortc.rtcicetransport import RTCIceParameters
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
+
+from confer.sfu import _fanout
 
 log = logging.getLogger("confer.sfu")
 
@@ -71,11 +77,32 @@ def check_internals() -> None:
             for n in ("_cdata", "_buffer", "_srtp")
         ),
         "pylibsrtp._binding.lib.srtp_protect": hasattr(_srtp_lib, "srtp_protect"),
-        "pylibsrtp.SRTP_MAX_TRAILER_LEN": hasattr(pylibsrtp, "SRTP_MAX_TRAILER_LEN"),
+        "pylibsrtp.SRTP_MAX_TRAILER_LEN": hasattr(pylibsrtp, "SRTP_MAX_TRAILER_LEN")
+        and pylibsrtp.SRTP_MAX_TRAILER_LEN <= _fanout.SRTP_TRAILER,
+        "pylibsrtp lib.srtp_protect(srtp_t, void *, int *)": _srtp_signature_ok(),
+        "aioice.ice.CandidatePair.protocol/remote_addr": all(
+            n in CandidatePair.__init__.__code__.co_names for n in ("protocol", "remote_candidate")
+        )
+        and isinstance(getattr(CandidatePair, "remote_addr", None), property),
     }
     missing += [name for name, ok in checks.items() if not ok]
     if missing:
         raise InternalsMoved("; ".join(missing))
+
+
+def _srtp_signature_ok() -> bool:
+    """The C loop calls srtp_protect(ctx, buffer, &length) in place (libsrtp 2)."""
+    try:
+        kind = _srtp_ffi.typeof(_srtp_lib.srtp_protect)
+    except (AttributeError, TypeError):
+        return False
+    return [a.cname for a in kind.args] == ["struct srtp_ctx_t_ *", "void *", "int *"]
+
+
+def srtp_protect_pointers(session: pylibsrtp.Session) -> tuple[int, int]:
+    """Addresses of libsrtp's `srtp_protect` and of the session's `srtp_t`, for `_fanout`."""
+    func = int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
+    return func, int(_srtp_ffi.cast("uintptr_t", session._srtp[0]))
 
 
 def use_host_addresses(addresses: list[str]) -> None:
@@ -146,11 +173,8 @@ class MediaTransport:
         self._tx: pylibsrtp.Session | None = None
         self._rx: pylibsrtp.Session | None = None
         self._pair: object | None = None
-        self._protect: Callable[[bytes | bytearray], bytes] = lambda data: b""
-        self._route_cache: tuple[Callable[[bytes, tuple[str, int]], None], tuple[str, int]]
+        self.route = _fanout.Route()  # SRTP + socket for the C forwarding loop
         self.state = "new"
-        self.bytes_sent = 0
-        self.packets_sent = 0
         self._dtls._handle_rtp_data = self._late_rtp  # type: ignore[method-assign]
         self._dtls._handle_rtcp_data = self._late_rtcp  # type: ignore[method-assign]
 
@@ -220,17 +244,19 @@ class MediaTransport:
             self._set_state("failed")
             return
         self._tx, self._rx = self._dtls._tx_srtp, self._dtls._rx_srtp
-        self._protect = srtp_function(
-            self._tx, _srtp_lib.srtp_protect, pylibsrtp.SRTP_MAX_TRAILER_LEN
-        )
+        self.route.set_srtp(self._tx, *srtp_protect_pointers(self._tx))
+        self._route()
         for protocol in list(self._conn._protocols):
             self._hook(protocol)
         self._ice.on("statechange", self._ice_state)
         self._set_state("connected")
 
     def _ice_state(self) -> None:
-        if self._ice.state in ("failed", "closed") and self.state == "connected":
-            self._set_state("failed")
+        if self._ice.state in ("failed", "closed"):
+            self.route.clear()  # its socket may be closed (and its fd reused) from now on
+            self._pair = None
+            if self.state == "connected":
+                self._set_state("failed")
 
     def _hook(self, protocol: aioice.ice.StunProtocol) -> None:
         original = protocol.datagram_received
@@ -279,40 +305,41 @@ class MediaTransport:
 
     # -- media out
 
-    def _route(self) -> tuple[Callable[[bytes, tuple[str, int]], None], tuple[str, int]] | None:
-        """The nominated pair's socket send and remote address, cached until it changes."""
+    @property
+    def packets_sent(self) -> int:
+        return int(self.route.packets_sent)
+
+    @property
+    def bytes_sent(self) -> int:
+        return int(self.route.bytes_sent)
+
+    def _route(self) -> bool:
+        """Point the route at the nominated pair's socket (again if the pair changed)."""
         pair = self._conn._nominated.get(1)
-        if pair is None:
-            return None
+        if pair is None or self._tx is None:
+            return False
         if pair is not self._pair:
+            sock = pair.protocol.transport.get_extra_info("socket")
+            if sock is None or sock.fileno() < 0:
+                return False
+            host, port = pair.remote_addr[0], pair.remote_addr[1]
+            self.route.set_socket(sock, sock.fileno(), host, port)
             self._pair = pair
-            self._route_cache = (pair.protocol.transport.sendto, pair.remote_addr)
-        return self._route_cache
+        return True
 
     def send_rtp(self, data: bytes | bytearray) -> bool:
-        route = self._route() if self._tx is not None else None
-        if route is None:
-            return False
-        try:
-            packet = self._protect(data)
-        except pylibsrtp.Error:
-            return False
-        route[0](packet, route[1])
-        self.packets_sent += 1
-        self.bytes_sent += len(packet)
-        return True
+        """SRTP-protect and send one RTP packet (in C); False when not connected."""
+        return bool(self.route.send(data))
 
     def send_rtcp(self, data: bytes) -> bool:
         tx = self._tx
-        route = self._route() if tx is not None else None
-        if route is None or tx is None:
+        if tx is None or not self._route():
             return False
         try:
             packet = tx.protect_rtcp(data)
         except pylibsrtp.Error:
             return False
-        route[0](packet, route[1])
-        return True
+        return bool(self.route.send_raw(packet))
 
     # -- closing
 
@@ -324,6 +351,7 @@ class MediaTransport:
     async def close(self) -> None:
         self._set_state("closed")
         self._tx = None
+        self.route.clear()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

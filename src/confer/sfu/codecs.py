@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from confer.sfu import _fanout
+
 OPUS, VP8, VP9, H264 = "opus", "vp8", "vp9", "h264"
 SUPPORTED = (OPUS, VP8, VP9, H264)
 
@@ -162,103 +164,9 @@ def write_picture_id(buf: bytearray, offset: int, long_id: bool, value: int) -> 
         buf[offset] = value & 0x7F
 
 
-class PictureIdMunger:
-    """Keeps VP8/VP9 picture IDs (and VP8 TL0PICIDX) continuous across source switches.
-
-    While no switch has shifted the numbering (the common case: one source), a packet costs
-    one reference kept; the last packet sent is parsed only when a switch comes."""
-
-    __slots__ = ("_last", "_pic_offset", "_switch", "_tl0_offset")
-
-    def __init__(self) -> None:
-        self._pic_offset = 0
-        self._tl0_offset = 0
-        self._last: tuple[bytearray, int, bool] | None = None  # (packet, payload start, vp9)
-        self._switch = False
-
-    def switch(self) -> None:
-        """The next packet starts a new source: re-base its IDs after the last ones sent."""
-        self._switch = True
-
-    def _previous(self) -> tuple[int | None, int | None]:
-        """Picture id and TL0PICIDX of the last packet sent, as sent."""
-        if self._last is None:
-            return None, None
-        buf, start, vp9 = self._last
-        view = memoryview(buf)[start : start + 6]
-        if vp9:
-            found = vp9_picture_id(view)
-            return (found[0] if found else None), None
-        try:
-            d = vp8_descriptor(view)
-        except ValueError:
-            return None, None
-        tl0 = buf[start + d.tl0picidx_offset] if d.tl0picidx_offset else None
-        return d.picture_id, tl0
-
-    def rewrite_vp8(self, buf: bytearray, payload_start: int) -> None:
-        if not (self._switch or self._pic_offset or self._tl0_offset):
-            self._last = (buf, payload_start, False)
-            return
-        try:
-            d = vp8_descriptor(memoryview(buf)[payload_start : payload_start + 6])
-        except ValueError:
-            return
-        if d.picture_id is None:
-            return
-        mod = 0x8000 if d.picture_id_long else 0x80
-        at_tl0 = payload_start + d.tl0picidx_offset if d.tl0picidx_offset else 0
-        if self._switch:
-            self._switch = False
-            prev_pic, prev_tl0 = self._previous()
-            self._pic_offset = 0 if prev_pic is None else (prev_pic + 1 - d.picture_id) % mod
-            self._tl0_offset = 0
-            if at_tl0 and prev_tl0 is not None:
-                self._tl0_offset = (prev_tl0 + 1 - buf[at_tl0]) & 0xFF
-        if self._pic_offset:
-            value = (d.picture_id + self._pic_offset) % mod
-            write_picture_id(buf, payload_start + d.picture_id_offset, d.picture_id_long, value)
-        if at_tl0 and self._tl0_offset:
-            buf[at_tl0] = (buf[at_tl0] + self._tl0_offset) & 0xFF
-        self._last = (buf, payload_start, False)
-
-    def apply(self, buf: bytearray, payload_start: int, vp9: bool) -> None:
-        """Shift IDs by the current offsets without moving any state (retransmissions)."""
-        view = memoryview(buf)[payload_start : payload_start + 6]
-        if vp9:
-            found = vp9_picture_id(view)
-            if found and self._pic_offset:
-                pic, offset, long_id = found
-                mod = 0x8000 if long_id else 0x80
-                write_picture_id(
-                    buf, payload_start + offset, long_id, (pic + self._pic_offset) % mod
-                )
-            return
-        try:
-            d = vp8_descriptor(view)
-        except ValueError:
-            return
-        if d.picture_id is not None and self._pic_offset:
-            mod = 0x8000 if d.picture_id_long else 0x80
-            value = (d.picture_id + self._pic_offset) % mod
-            write_picture_id(buf, payload_start + d.picture_id_offset, d.picture_id_long, value)
-        if d.tl0picidx_offset and self._tl0_offset:
-            at = payload_start + d.tl0picidx_offset
-            buf[at] = (buf[at] + self._tl0_offset) & 0xFF
-
-    def rewrite_vp9(self, buf: bytearray, payload_start: int) -> None:
-        if not (self._switch or self._pic_offset):
-            self._last = (buf, payload_start, True)
-            return
-        found = vp9_picture_id(memoryview(buf)[payload_start : payload_start + 3])
-        if found is None:
-            return
-        pic, offset, long_id = found
-        mod = 0x8000 if long_id else 0x80
-        if self._switch:
-            self._switch = False
-            prev_pic, _ = self._previous()
-            self._pic_offset = 0 if prev_pic is None else (prev_pic + 1 - pic) % mod
-        if self._pic_offset:
-            write_picture_id(buf, payload_start + offset, long_id, (pic + self._pic_offset) % mod)
-        self._last = (buf, payload_start, True)
+# Keeps VP8/VP9 picture IDs (and VP8 TL0PICIDX) continuous across source switches, in C
+# because the forwarding loop runs it per packet per subscriber (`_fanout.c`). `switch()` marks
+# the next packet as a new source: its IDs are re-based to follow the last ones sent, and every
+# later packet is shifted by the same offsets (`rewrite_vp8` / `rewrite_vp9(buf, start)`);
+# `apply(buf, start, vp9)` shifts a retransmission without moving any state.
+PictureIdMunger = _fanout.Munger

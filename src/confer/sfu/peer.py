@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confer.sfu import messages, negotiation, rtcp, rtp, sdp
+from confer.sfu import _fanout, messages, negotiation, rtcp, rtp, sdp
 from confer.sfu.adapter import MediaTransport
 from confer.sfu.estimator import BandwidthEstimate
 from confer.sfu.negotiation import PayloadTypes
@@ -340,11 +340,11 @@ class Peer(MediaRouting, Offering):
             self.connected = False
             self.room.transport_failed(self)
 
-    def _media_sender(self) -> Callable[[bytes | bytearray], bool]:
-        """The transport's own send when no test loss is configured: one call less per packet
-        (downtracks are dropped whenever the transport is replaced)."""
+    def _media_sender(self) -> _fanout.Route | Callable[[bytes | bytearray], bool]:
+        """The transport's route, which the C forwarding loop sends through, when no test loss
+        is configured (downtracks are dropped whenever the transport is replaced)."""
         if self.transport is not None and not self.config.test_send_loss:
-            return self.transport.send_rtp
+            return self.transport.route
         return self.send_media
 
     def send_media(self, data: bytes | bytearray) -> bool:

@@ -5,18 +5,22 @@ An `UpTrack` is one m-line a participant publishes on (camera, microphone, scree
 UpTrack: its own SSRCs, payload types and extension IDs, a `SeqMap` keeping numbering
 continuous across layer switches, and the layer it forwards. Packets are rewritten in a copy of
 the decrypted bytes and sent at once; nothing is decoded.
+
+The per-subscriber work (copy, rewrite, SRTP, sendto) runs in C: a DownTrack *is* a
+`_fanout.Sink`, whose fields (current / target layer, active, paused, seqmap, munger, route,
+counters) the C loop `_fanout.forward` reads directly. Python keeps the decisions that are not
+per packet: keyframe gating of layer switches, layer choice, NACK, SR translation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confer.sfu import codecs, rtcp, rtp
+from confer.sfu import _fanout, codecs, rtcp, rtp
 from confer.sfu.estimator import RateMeter, ReceiveStats
 from confer.sfu.packetcache import PacketCache
 from confer.sfu.seqmap import SeqMap
@@ -37,7 +41,6 @@ ACCEPTED_EXTENSIONS = {
     "audio": (AUDIO_LEVEL, ABS_SEND_TIME, MID),
     "video": (ABS_SEND_TIME, VIDEO_ORIENTATION, MID, RID, REPAIRED_RID),
 }
-_SEQ_TS_SSRC = struct.Struct("!HII")
 KEYFRAME_INTERVAL = 0.5  # at most one PLI per layer per half second
 NACK_TRIES = 3
 
@@ -151,39 +154,26 @@ class UpTrack:
     def forward(self, layer: Layer, data: bytes, view: rtp.RtpView, now: float) -> int:
         """Send one packet to every subscriber that takes this layer; returns how many.
 
-        Header extensions are renumbered once per distinct subscriber numbering (usually
-        one), then each subscriber's copy only gets its own header fields."""
+        The C loop serves the subscribers already on `layer`; those waiting to switch to it
+        start here on a keyframe."""
         if not self.allowed:
             return 0
-        sent = 0
-        keyframe: bool | None = None
-        templates: dict[object, bytes] = {}
-        for dt in self.downtracks:
-            if dt.current is not layer:
-                if dt.target is not layer or not dt.active:
-                    continue
-                if keyframe is None:
-                    keyframe = codecs.is_keyframe(
-                        self.codec, memoryview(data)[view.payload_start : view.payload_end]
-                    )
-                if not keyframe:
-                    continue
+        source = layer.ssrc or 0
+        sent, waiting = _fanout.forward(self.downtracks, layer, source, data, now)
+        if waiting and codecs.is_keyframe(
+            self.codec, memoryview(data)[view.payload_start : view.payload_end]
+        ):
+            for dt in waiting:
                 dt.switch_to(layer)
-            template = templates.get(dt.ext_key)
-            if template is None:
-                template = data
-                if view.ext_profile:
-                    buf = bytearray(data)
-                    rtp.remap_extensions(buf, view, dt.id_map, dt.abs_send_time_id, now)
-                    template = bytes(buf)
-                templates[dt.ext_key] = template
-            if dt.write(layer, template, view, now):
-                sent += 1
+                sent += dt.send_packet(source, data, now)
         return sent
 
 
-class DownTrack:
-    """One UpTrack as one subscriber receives it."""
+class DownTrack(_fanout.Sink):
+    """One UpTrack as one subscriber receives it.
+
+    `send` is the subscriber transport's `_fanout.Route` (the fast path), or a callable taking
+    the rewritten clear-text packet (tests, and the test switch that drops packets)."""
 
     def __init__(
         self,
@@ -193,7 +183,7 @@ class DownTrack:
         pt: int,
         rtx_pt: int | None,
         extmap: dict[int, str],
-        send: Callable[[bytes | bytearray], bool],
+        send: _fanout.Route | Callable[[bytes | bytearray], bool],
     ) -> None:
         self.subscriber = subscriber
         self.uptrack = uptrack
@@ -203,14 +193,13 @@ class DownTrack:
         self.rtx_ssrc = random_ssrc() if rtx_pt is not None else None
         self.pt = pt
         self.rtx_pt = rtx_pt
-        self._send = send
+        if isinstance(send, _fanout.Route):
+            self.route, self.sender = send, None
+        else:
+            self.route, self.sender = None, send
         self.seqmap = SeqMap(uptrack.clock_rate, random.randint(0, 0x7FFF), random_ssrc())
         self.munger = codecs.PictureIdMunger()
-        self._rewrite_ids = {
-            codecs.VP8: self.munger.rewrite_vp8,
-            codecs.VP9: self.munger.rewrite_vp9,
-        }.get(uptrack.codec)
-        self._pt_marker = 0x80 | pt
+        self.codec_id = {codecs.VP8: _fanout.VP8, codecs.VP9: _fanout.VP9}.get(uptrack.codec, 0)
         self.rtx_seq = random.randint(0, 0x7FFF)
         self.current: Layer | None = None if uptrack.kind == "video" else uptrack.layers[0]
         self.target: Layer | None = uptrack.layers[-1] if uptrack.kind == "video" else None
@@ -231,7 +220,7 @@ class DownTrack:
             if uri in keep and uri in sub_ids
         }
         self.abs_send_time_id = sub_ids.get(ABS_SEND_TIME, 0)
-        self.ext_key = (tuple(sorted(self.id_map.items())), self.abs_send_time_id)
+        self.set_ids(self.id_map, self.abs_send_time_id)
 
     def activate(self) -> None:
         self.active = True
@@ -252,23 +241,11 @@ class DownTrack:
         if layer is not None and layer is not self.current:
             self.uptrack.request_keyframe(layer)
 
-    def write(self, layer: Layer, template: bytes, view: rtp.RtpView, now: float) -> bool:
-        """Send a packet whose extensions are already renumbered for this subscriber."""
-        if not self.active or self.paused:
-            return False
-        out = self.seqmap.map(layer.ssrc or 0, view.sequence_number, view.timestamp, now)
-        if out is None:
-            return False
-        buf = bytearray(template)
-        buf[1] = self._pt_marker if view.marker else self.pt
-        _SEQ_TS_SSRC.pack_into(buf, 2, out[0], out[1], self.ssrc)
-        if self._rewrite_ids is not None and view.payload_start < view.payload_end:
-            self._rewrite_ids(buf, view.payload_start)
-        if not self._send(buf):
-            return False
-        self.packets += 1
-        self.octets += view.payload_end - view.payload_start
-        return True
+    def _send(self, data: bytes | bytearray) -> bool:
+        """Send an already rewritten packet (retransmissions)."""
+        if self.route is not None:
+            return bool(self.route.send(data))
+        return bool(self.sender is not None and self.sender(data))
 
     def retransmit(self, out_seq: int, now: float) -> bool | None:
         """Resend an outgoing packet from the publisher's cache (as RTX when negotiated).
@@ -292,8 +269,8 @@ class DownTrack:
         rtp.set_header(buf, view.marker, self.pt, out_seq, view.timestamp + ts_offset, self.ssrc)
         if view.ext_profile:
             rtp.remap_extensions(buf, view, self.id_map, self.abs_send_time_id, now)
-        if self._rewrite_ids is not None and view.payload_start < view.payload_end:
-            self.munger.apply(buf, view.payload_start, self.uptrack.codec == codecs.VP9)
+        if self.codec_id and view.payload_start < view.payload_end:
+            self.munger.apply(buf, view.payload_start, self.codec_id == _fanout.VP9)
         if self.rtx_pt is not None and self.rtx_ssrc is not None:
             self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
             buf = rtp.wrap_rtx(buf, rtp.parse(buf), self.rtx_pt, self.rtx_ssrc, self.rtx_seq)
