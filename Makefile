@@ -18,7 +18,7 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml setup.py src/confer/sfu/_fanout.c | $(PY)
 	$(PIP) install -q -e '.[media,ai]'
 	touch $@
 
@@ -27,7 +27,7 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/confer serve
 
-$(TEST_STAMP): pyproject.toml | $(PY)
+$(TEST_STAMP): pyproject.toml setup.py src/confer/sfu/_fanout.c | $(PY)
 	$(PIP) install -q -e '.[dev,media,ai]'
 	touch $(STAMP) $@
 
