@@ -274,22 +274,26 @@ class CaptionEngine:
         return stream.close() if stream else []
 
     def _language(self, job: Job) -> str | None:
+        """The stream's fixed language, or its guess once two finals agreed on it (a partial
+        takes any guess); None: detect on this utterance."""
         s = job.stream
         if s.language:
             return s.language
         if s.agreements >= 2 or (not job.final and s.guess):
             return s.guess
-        lang, _ = self.recognizer.detect(job.audio)
-        s.agreements = s.agreements + 1 if lang == s.guess else 1
-        s.guess = lang
-        return lang
+        return None
 
     def run_job(self, job: Job) -> CaptionEvent | None:
         stream = job.stream
         if stream.stale(job) or (not job.final and job.audio.size < self.min_partial):
             return None
         started = time.monotonic()
-        result = self.recognizer.recognize(job.audio, self._language(job), streaming=True)
+        language = self._language(job)
+        result = self.recognizer.caption(job.audio, language)
+        if language is None:
+            agreed = result.language == stream.guess
+            stream.agreements = stream.agreements + 1 if agreed else 1
+            stream.guess = result.language
         took = time.monotonic() - started
         self.inference_seconds = (
             took if not self.inference_seconds else (0.7 * self.inference_seconds + 0.3 * took)
