@@ -25,6 +25,16 @@ def test_a_moved_internal_is_reported_by_name(monkeypatch: pytest.MonkeyPatch) -
         adapter.check_internals()
 
 
+def test_the_c_loop_internals_are_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C loop calls srtp_protect through a raw pointer and sends on the pair's socket."""
+    monkeypatch.delattr(adapter.CandidatePair, "remote_addr")
+    monkeypatch.setattr(adapter, "_srtp_lib", object())
+    with pytest.raises(adapter.InternalsMoved) as moved:
+        adapter.check_internals()
+    assert "CandidatePair.protocol/remote_addr" in str(moved.value)
+    assert "srtp_protect(srtp_t, void *, int *)" in str(moved.value)
+
+
 class Pair:
     """Two transports connected to each other over loopback, as a client and the SFU."""
 
@@ -82,8 +92,10 @@ async def test_media_flows_both_ways_through_the_socket_hooks() -> None:
         assert sorted(pair.got_b) == sorted([packet, report])
         assert pair.got_a == [packet]
         assert pair.states[-1] == "connected"
+        assert pair.a.packets_sent == 1 and pair.a.bytes_sent > len(packet)  # + SRTP tag
     finally:
         await pair.close()
+    assert not pair.a.route.ready  # its socket is gone: the C loop must not use the fd
     assert not pair.a.send_rtp(packet)  # closed: nothing goes out
 
 
