@@ -14,7 +14,7 @@ from confer.db.models import User
 from confer.errors import token_invalid
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 

@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from confer.db.sqlite_inline import inline_url
+
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(inline_url(url), connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

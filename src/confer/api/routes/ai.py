@@ -21,7 +21,7 @@ AudioFormat = Literal["wav", "webm", "ogg", "ogg-opus", "opus", "mp3", "pcm"]
 assert set(AudioFormat.__args__) == set(FORMATS)  # type: ignore[attr-defined]
 
 
-def get_ai(ctx: Ctx) -> AIService:
+async def get_ai(ctx: Ctx) -> AIService:
     service = ctx.extras.get("ai")
     if service is None:
         raise ai_unavailable("the AI service is not installed in this process")

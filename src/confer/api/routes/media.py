@@ -38,7 +38,7 @@ router = APIRouter(tags=["media"])
 FORM_OVERHEAD = 64 * 1024
 
 
-def get_files(ctx: Ctx) -> Files:
+async def get_files(ctx: Ctx) -> Files:
     files = ctx.extras.get("files")
     if files is None:
         limiter = ctx.extras.get("rate_limiter") or MemoryRateLimiter()
