@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import socket
 import struct
@@ -97,6 +98,29 @@ async def test_media_flows_both_ways_through_the_socket_hooks() -> None:
         await pair.close()
     assert not pair.a.route.ready  # its socket is gone: the C loop must not use the fd
     assert not pair.a.send_rtp(packet)  # closed: nothing goes out
+
+
+async def test_media_follows_a_newly_nominated_pair() -> None:
+    """The C loop sends on the route; a new nominated pair must move the route with it."""
+    pair = Pair()
+    await pair.connect()
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    other.settimeout(2)
+    try:
+        conn = pair.a._conn
+        old = conn._nominated[1]
+        moved = copy.copy(old.remote_candidate)
+        moved.port = other.getsockname()[1]
+        conn._nominated[1] = adapter.CandidatePair(old.protocol, moved)
+        packet = rtp.build(96, 1, 3000, 0x1234, b"payload")
+        assert pair.a.refresh_route()
+        assert pair.a.send_rtp(packet)
+        protected = await asyncio.get_running_loop().run_in_executor(None, other.recv, 2048)
+        assert len(protected) > len(packet) and protected[8:12] == packet[8:12]  # same SSRC
+    finally:
+        other.close()
+        await pair.close()
 
 
 def junk() -> st.SearchStrategy[bytes]:

@@ -313,6 +313,11 @@ class MediaTransport:
     def bytes_sent(self) -> int:
         return int(self.route.bytes_sent)
 
+    def refresh_route(self) -> bool:
+        """Follow a change of nominated pair (the C loop reads only the route): called on
+        every RTCP send and by the peer's fast tick."""
+        return self._route()
+
     def _route(self) -> bool:
         """Point the route at the nominated pair's socket (again if the pair changed)."""
         pair = self._conn._nominated.get(1)

@@ -23,6 +23,7 @@ class MediaRouting:
     bwe: BandwidthEstimate
     rtcp_ssrc: int
     config: Any
+    transport: Any  # MediaTransport | None, provided by Peer
 
     def __init__(self) -> None:
         self.uptracks: dict[str, UpTrack] = {}
@@ -241,7 +242,9 @@ class MediaRouting:
     # -- periodic work
 
     def tick_fast(self, now: float) -> None:
-        """NACK what this peer's publications lost on the way to us."""
+        """NACK what this peer's publications lost on the way to us; follow a new ICE pair."""
+        if self.transport is not None:
+            self.transport.refresh_route()
         for up in self.uptracks.values():
             for layer in up.layers:
                 missing = layer.stats.missing
