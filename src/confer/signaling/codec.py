@@ -126,11 +126,11 @@ class Outbound:
         self.msg = msg
         self._json: str | None = None
         self._pb: bytes | None = None
-        self._frames: dict[tuple[bool, int], bytes] | None = None
+        self._frames: dict[int, bytes] | None = None
 
     def frame(self, codec: Codec, window_bits: int) -> bytes:
         """The whole WebSocket frame, shared by every socket of this encoding and window."""
-        key = (codec.binary, window_bits)
+        key = window_bits << 1 | codec.binary
         frames = self._frames
         if frames is None:
             frames = self._frames = {}

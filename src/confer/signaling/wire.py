@@ -30,7 +30,6 @@ from websockets.extensions.permessage_deflate import (
     PerMessageDeflate,
     ServerPerMessageDeflateFactory,
 )
-from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from confer.signaling.codec import ws_frame
@@ -59,7 +58,7 @@ def check_internals() -> None:
         for name, pinned in PINNED.items()
         if version(name) != pinned
     ]
-    proto_attrs = ("transport", "writable", "conn", "close_sent", "disconnected", "scope")
+    proto_attrs = ("transport", "writable", "conn", "scope")
     probe = WebSocketsSansIOProtocol.__init__.__code__.co_names
     for attr in proto_attrs:
         if attr != "scope" and attr not in probe:
@@ -74,8 +73,6 @@ def check_internals() -> None:
             problems.append(f"PerMessageDeflate no longer has `{attr}`")
     if "extensions" not in ServerProtocol.process_request.__code__.co_names:
         problems.append("websockets ServerProtocol no longer records `extensions`")
-    if not hasattr(State, "OPEN"):
-        problems.append("websockets State.OPEN is gone")
     if problems:
         raise InternalsMoved("; ".join(problems))
 
@@ -113,13 +110,11 @@ class Wire:
             self.key = ext.local_max_window_bits if ext.local_no_context_takeover else None
 
     def open(self) -> bool:
-        proto = self.proto
-        return (
-            self.conn.state is State.OPEN
-            and not proto.close_sent
-            and not proto.disconnected
-            and not self.transport.is_closing()
-        )
+        """False once a close frame went out or the socket is gone. uvicorn closes the
+        transport as it writes its own close frames (the peer's close echoed, keepalive
+        timeout, protocol error, shutdown); the app's close is the `Connection`'s and it
+        stops writing first."""
+        return not self.transport.is_closing()
 
     def own_frame(self, data: str | bytes) -> bytes:
         """A frame for this socket alone (compressed with its running context, if any)."""
