@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ MAX_NEW_TOKENS = 224
 MIN_WINDOW_FRAMES = 800
 PAD_FRAMES = 100
 FULL_WINDOW_FRAMES = 3000
+HOP = 160  # samples per mel frame
 _REPEATS = re.compile(r"(.{2,40}?)(?:\s*\1){3,}", re.DOTALL)
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _CJK_GAP = re.compile(r"(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\s+|\s+(?=[\u4e00-\u9fff])")
@@ -101,9 +102,20 @@ class Recognizer:
     def recognize(
         self, audio: np.ndarray, language: str | None, *, streaming: bool = False
     ) -> Recognition:
-        """Transcribe `audio` (16 kHz mono float32). `streaming` is the caption path: an
-        utterance the VAD already cut, no timestamps needed."""
+        """Transcribe `audio` (16 kHz mono float32). Audio that fits one window goes through
+        `caption` (no timestamps: faster, and faster-whisper's timestamped decoding was seen to
+        stop after the first sentences of a 21 s file); longer audio is decoded window by
+        window. `streaming`: an utterance the VAD already cut (no VAD pass, no timestamps)."""
         duration = round(audio.size / SAMPLE_RATE, 2)
+        if not streaming and audio.size // HOP + PAD_FRAMES < FULL_WINDOW_FRAMES:
+            from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+            # Silero first, as vad_filter does: no speech, no text (Whisper invents some).
+            speech = get_speech_timestamps(audio, VadOptions())
+            if not speech:
+                return Recognition("", 0.0, language or self.languages[0], duration)
+            voiced = np.concatenate([audio[c["start"] : c["end"]] for c in speech])
+            return replace(self.caption(voiced, language), duration=duration)
         if language is None:
             language, _ = self.detect(audio)
         segments, _info = self.model.transcribe(
@@ -139,7 +151,7 @@ class Recognizer:
         duration = round(audio.size / SAMPLE_RATE, 2)
         features = self.model.feature_extractor(audio)
         frames = features.shape[-1]
-        if frames + PAD_FRAMES > FULL_WINDOW_FRAMES:
+        if frames + PAD_FRAMES > FULL_WINDOW_FRAMES:  # recognize() sends only what fits
             return self.recognize(audio, language, streaming=True)
         size = max(frames + PAD_FRAMES, MIN_WINDOW_FRAMES)
         size += size % 2  # the encoder's convolution halves the frame count
