@@ -13,6 +13,8 @@ import jwt
 from confer.errors import token_expired, token_invalid
 
 ALGORITHM = "HS256"
+LEEWAY = 5  # seconds of clock skew tolerated on exp / nbf
+_VERIFIED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,9 @@ class TokenCodec:
         self.secret = secret
         self.issuer = issuer
         self.access_ttl = access_ttl
+        # Verifying an HS256 JWT costs more than the rest of a typical request; a token's
+        # content cannot change, so each one is verified once and its claims kept until expiry.
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue_access(self, user_id: int, username: str, email: str) -> str:
         now = int(time.time())
@@ -45,6 +50,19 @@ class TokenCodec:
 
     def decode_access(self, token: str) -> AccessClaims:
         """Raise 10005 for an expired token and 10004 for anything else wrong with it."""
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() > known.exp + LEEWAY:
+                del self._verified[token]
+                raise token_expired()
+            return known
+        verified = self._verify_access(token)
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = verified
+        return verified
+
+    def _verify_access(self, token: str) -> AccessClaims:
         claims = self._decode(token, required=["exp", "iat", "nbf", "iss", "sub", "user_id"])
         if claims.get("typ") not in (None, "access"):
             raise token_invalid("Not an access token")
@@ -88,7 +106,7 @@ class TokenCodec:
                 algorithms=[ALGORITHM],
                 issuer=self.issuer,
                 options={"require": required},
-                leeway=5,
+                leeway=LEEWAY,
             )
         except jwt.ExpiredSignatureError:
             raise token_expired() from None

@@ -287,15 +287,16 @@ async def listing(
     params: dict[str, Any] = {"user_id": user_id}
     if status is not None:
         params["status"] = status
+    conn = await s.connection()  # a Core statement: no ORM result processing
     rows = (
-        await s.execute(
+        await conn.execute(
             page_query, {**params, "offset": (page - 1) * page_size, "limit": page_size}
         )
     ).all()
     if rows or page == 1:
         total = rows[0].total if rows else 0
     else:  # past the last page: the window count has no row to ride on
-        total = await s.scalar(count_query, params)
+        total = await conn.scalar(count_query, params)
     views = []
     for row in rows:
         role = row.role

@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from confer.api.middleware.caching import CachingMiddleware
+from confer.api.middleware.compression import GzipMiddleware
 from confer.api.middleware.metrics import MetricsMiddleware
 from confer.api.middleware.ratelimit import RateLimitMiddleware
 from confer.api.middleware.security import SecurityHeadersMiddleware
@@ -49,12 +50,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     app.state.shutdown_hooks.append(close_limiter)
 
     app.add_middleware(CachingMiddleware)
-    app.add_middleware(
-        GZipMiddleware,
-        minimum_size=1000,
-        compresslevel=6,
-        exclude_content_types=ALREADY_COMPRESSED,
-    )
+    app.add_middleware(GzipMiddleware, exclude_content_types=ALREADY_COMPRESSED)
     app.add_middleware(
         RateLimitMiddleware,
         limiter=limiter,

@@ -39,7 +39,7 @@ def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
     return any(c.strip().removeprefix(b"W/") == tag for c in if_none_match.split(b","))
 
 
-def _add_vary(headers: list[tuple[bytes, bytes]], value: bytes) -> None:
+def add_vary(headers: list[tuple[bytes, bytes]], value: bytes) -> None:
     for i, (k, v) in enumerate(headers):
         if k == b"vary":
             if value.lower() not in [p.strip().lower() for p in v.split(b",")]:
@@ -77,7 +77,7 @@ class CachingMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                _add_vary(headers, b"Authorization")
+                add_vary(headers, b"Authorization")
                 ok = cacheable and message["status"] == 200
                 if b"cache-control" not in names:
                     headers.append((b"cache-control", policy if ok else b"no-store"))

@@ -20,8 +20,8 @@ class Health(BaseModel):
 @router.get("/health", response_model=Envelope[Health])
 async def health(ctx: Ctx) -> Envelope[Health] | JSONResponse:
     try:
-        async with ctx.db.session() as s:
-            await s.execute(text("SELECT 1"))
+        async with ctx.db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
     except Exception as exc:
         return error_response(503, "Database unavailable", "ServiceUnavailable", str(exc)[:200])
     return Envelope(data=Health(status="ok", database="ok"))

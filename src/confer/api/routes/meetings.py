@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from confer.api.deps import Ctx, CurrentUser, Session
+from confer.api.deps import Ctx, CurrentUser, CurrentUserRow, Session
 from confer.api.envelope import Envelope, Timestamp, total_pages
 from confer.api.routes import participants
 from confer.api.routes.meeting_params import (
@@ -149,7 +149,7 @@ async def create_meeting(
 
 @router.get("", response_model=Envelope[MeetingList])
 async def list_meetings(
-    user: CurrentUser,
+    user: CurrentUserRow,
     ctx: Ctx,
     s: Session,
     status: MeetingStatus | None = None,
