@@ -205,7 +205,7 @@ def test_a_speaking_browser_is_captioned_for_the_room_and_transcribed(
         api.close()
 
 
-def test_a_meeting_without_ai_analysis_has_no_caption_controls(
+def test_captions_start_when_the_host_turns_ai_analysis_on_mid_meeting(
     speaking_browser: Browser, caption_server: ConferServer
 ) -> None:
     context = speaking_browser.new_context(
@@ -215,14 +215,15 @@ def test_a_meeting_without_ai_analysis_has_no_caption_controls(
     speaker = Client("plain", context, caption_server)
     api = Api(caption_server.url)
     try:
-        speaker.sign_up("Paul Plain")
-        speaker.create_meeting("No captions here")
+        host = speaker.sign_up("Paul Plain")
+        speaker.create_meeting("No captions yet")
         speaker.page.click("#created-meeting button.primary")
         speaker.join_from_prejoin()
         meeting_id = active_meeting(speaker)
         expect(speaker.page.locator("#ctl-captions")).to_be_hidden()
         expect(speaker.page.locator("#ctl-transcript")).to_be_hidden()
-        # Its microphone speaks to the SFU for a while: nothing may be transcribed.
+        # Its microphone speaks to the SFU for a while (two loops of the sentence): nothing may
+        # be transcribed.
         speaker.page.wait_for_function(
             """async () => {
               const pc = (window.__pcs || [])
@@ -232,15 +233,29 @@ def test_a_meeting_without_ai_analysis_has_no_caption_controls(
               (await pc.getStats()).forEach((s) => {
                 if (s.type === 'outbound-rtp' && s.kind === 'audio') sent += s.packetsSent || 0;
               });
-              return sent > 300;
+              return sent > 500;
             }""",
             timeout=60_000,
             polling=1000,
         )
-        assert speaker.user is not None
-        transcript = ok(api.get(f"/api/v1/meetings/{meeting_id}/transcript", speaker.user))
-        assert transcript["segments"] == []
+        path = f"/api/v1/meetings/{meeting_id}/transcript"
+        assert ok(api.get(path, host))["segments"] == []
         expect(speaker.page.locator("#captions")).to_be_hidden()
+
+        # The host turns AI analysis on: the controls appear and the next sentences are captioned.
+        update = {"settings": {"enable_ai_analysis": True}}
+        ok(api.put(f"/api/v1/meetings/{meeting_id}", host, json=update))
+        expect(speaker.page.locator("#ctl-captions")).to_be_visible()
+        expect(speaker.page.locator("#ctl-transcript")).to_be_visible()
+        deadline = time.monotonic() + CAPTION_WAIT
+        texts: list[str] = []
+        while time.monotonic() < deadline:
+            texts = [s["text"] for s in ok(api.get(path, host))["segments"]]
+            if any(len(keywords_in(t)) >= MIN_KEYWORDS for t in texts):
+                break
+            time.sleep(1.0)
+        assert any(len(keywords_in(t)) >= MIN_KEYWORDS for t in texts), texts
+        expect(speaker.page.locator("#captions")).to_be_visible()
     finally:
         speaker.close()
         api.close()

@@ -16,7 +16,9 @@ Two halves, one per process:
 
 IPC frames, worker -> API: {"op": "audio", "meeting_id": m, "packets": [[stream, user_id,
 rtp_ts, base64 payload], ...]} and {"op": "audio_end", "meeting_id": m, "stream": s}. The
-stream id is the uptrack key, "user_id/peer_id/mid".
+stream id is the uptrack key, "user_id/peer_id/mid". API -> worker: the `handle` op carries
+"captions": bool, and {"op": "captions", "meeting_id": m, "enabled": bool} follows a change
+of the meeting's setting (polled every `SETTINGS_POLL` s).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ MAX_BACKLOG = 1 << 20  # bytes waiting on the IPC socket past which audio batche
 MAX_PENDING = 1500  # packets held per stream while the AI worker starts (30 s of 20 ms frames)
 IDLE_CLOSE = 5.0  # seconds without a packet after which a stream is closed (finalized)
 RETRY_AFTER = 10.0  # seconds before trying again to open a stream the AI service refused
+SETTINGS_POLL = 1.0  # seconds between checks of the meetings' AI setting (it may be changed)
 
 
 class AudioTap:
@@ -124,6 +127,8 @@ class CaptionRelay:
         self.packets = 0
         self.dropped = 0
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.flags: dict[int, bool] = {}  # meeting -> what its SFU worker was last told
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -143,6 +148,36 @@ class CaptionRelay:
         hub = self.ctx.extras.get("signaling")
         room = hub.rooms.get(meeting_id) if hub is not None else None
         return bool(room is not None and room.settings.get("enable_ai_analysis"))
+
+    def flag(self, meeting_id: int) -> bool:
+        """The `captions` flag for a message to the meeting's worker, remembered."""
+        on = self.flags[meeting_id] = self.enabled(meeting_id)
+        return on
+
+    def watch(self, plane: Any) -> None:
+        """Follow changes of the meetings' AI setting (MEETING_UPDATED) to their workers."""
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._watch(plane))
+
+    async def _watch(self, plane: Any) -> None:
+        from confer.errors import AppError
+
+        while True:
+            await asyncio.sleep(SETTINGS_POLL)
+            for meeting_id, told in list(self.flags.items()):
+                on = self.enabled(meeting_id)
+                w = plane.worker_of(meeting_id)
+                if w is None:  # no media here any more; the next handle() tells afresh
+                    self.flags.pop(meeting_id, None)
+                    continue
+                if on == told:
+                    continue
+                self.flags[meeting_id] = on
+                if not on:
+                    self.close_where(meeting_id, keep_flag=True)
+                msg = {"op": "captions", "meeting_id": meeting_id, "enabled": on}
+                with contextlib.suppress(AppError):
+                    await plane._request(w, msg)
 
     # -- frames from SFU workers
 
@@ -206,8 +241,17 @@ class CaptionRelay:
         if s is not None and s.key is not None and self.ai is not None:
             self.ai.close_stream(s.key)
 
-    def close_where(self, meeting_id: int, user_id: int | None = None, peer_id: str = "") -> None:
+    def close_where(
+        self,
+        meeting_id: int,
+        user_id: int | None = None,
+        peer_id: str = "",
+        *,
+        keep_flag: bool = False,
+    ) -> None:
         """Peer leave (user and peer), host mute (user), meeting end (neither)."""
+        if user_id is None and not keep_flag:
+            self.flags.pop(meeting_id, None)
         for stream_id, s in list(self.streams.items()):
             if s.meeting_id != meeting_id or (user_id is not None and s.user_id != user_id):
                 continue
@@ -236,7 +280,7 @@ class CaptionRelay:
     async def close(self) -> None:
         for stream_id in list(self.streams):
             self.close_stream(stream_id)
-        for task in [self._sweeper, *self._tasks]:
+        for task in [self._sweeper, self._watcher, *self._tasks]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -128,6 +128,8 @@ class SfuPlane:
             raise ValidationFailed("payload must be an object")
         await self._ensure_started()
         self.peers.setdefault(peer.meeting_id, {})[(peer.user_id, peer.peer_id)] = peer
+        if self.captions is not None:
+            self.captions.watch(self)
         await self._request(
             self._worker_for(peer.meeting_id),
             {
@@ -136,7 +138,7 @@ class SfuPlane:
                 "type": msg_type,
                 "payload": payload,
                 "can_publish": can_publish,
-                "captions": self.captions is not None and self.captions.enabled(peer.meeting_id),
+                "captions": self.captions is not None and self.captions.flag(peer.meeting_id),
             },
         )
 

@@ -72,6 +72,10 @@ class Worker:
                     await room.peer_left(ref)
                     if not room.peers:
                         del self.rooms[ref["meeting_id"]]
+            elif op == "captions":
+                room = self.rooms.get(msg["meeting_id"])
+                if room is not None:
+                    set_tap(room, bool(msg["enabled"]), self.emit, self.writer)
             elif op == "set_allowed":
                 self.room(msg["meeting_id"]).set_allowed(
                     msg["user_id"], msg["media_type"], msg["allowed"]

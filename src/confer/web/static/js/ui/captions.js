@@ -8,7 +8,7 @@ import { displayName } from '../roster.js';
 import * as session from '../session.js';
 
 const SHOWN_LINES = 3;
-const LINE_TTL_MS = 12000; // a final caption fades from the overlay after this long
+const LINE_TTL_MS = 12000; // a caption leaves the overlay this long after its last update
 const PREF_KEY = 'confer.captions';
 
 /** The overlay over the video grid: the last few utterances, partials replaced in place. */
@@ -62,7 +62,7 @@ export class CaptionsOverlay {
     const now = Date.now();
     let changed = false;
     for (const [id, line] of this.lines) {
-      if (line.final && now - line.at > LINE_TTL_MS) {
+      if (now - line.at > LINE_TTL_MS) { // a partial whose final never came goes too
         this.lines.delete(id);
         changed = true;
       }
