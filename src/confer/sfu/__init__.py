@@ -22,6 +22,9 @@ def install(app: Any) -> None:
         if importlib.util.find_spec("aiortc") is None:
             log.warning("SFU disabled: install confer[media] for aiortc")
             return
+        if importlib.util.find_spec("confer.sfu._fanout") is None:
+            log.error("SFU disabled: its C extension is not built (run `pip install -e .`)")
+            return
         from confer.sfu.config import SfuConfig
         from confer.sfu.messages import VIDEO_CONSTRAINTS
         from confer.sfu.plane import SfuPlane
