@@ -241,6 +241,74 @@ async def _client(
     ping.cancel()
 
 
+# --- reference: what a bare loopback write costs on this host -----------------------------------
+
+
+class _Sink(asyncio.Protocol):
+    def data_received(self, data: bytes) -> None:
+        pass
+
+
+def _sink_process(port: int, n: int, ready: Any, done: Any) -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(n):
+            await loop.create_connection(_Sink, "127.0.0.1", port)
+        ready.put(n)
+        await asyncio.to_thread(done.get)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run())
+
+
+def write_floor(sockets: int = 2000, rate: int = 40000, seconds: float = 3.0) -> float:
+    """CPU µs per `transport.write` of one 300-byte frame, sent in bursts of 100 to sockets
+    read by two other processes: the kernel's part of a delivery, which no server code avoids."""
+
+    async def run() -> float:
+        loop = asyncio.get_running_loop()
+        transports: list[asyncio.Transport] = []
+
+        class Accept(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                transports.append(transport)  # type: ignore[arg-type]
+
+        server = await loop.create_server(Accept, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        ctx = mp.get_context("spawn")
+        ready, done = ctx.Queue(), ctx.Queue()
+        sinks = [
+            ctx.Process(target=_sink_process, args=(port, sockets // 2, ready, done))
+            for _ in range(2)
+        ]
+        for p in sinks:
+            p.start()
+        for _ in sinks:
+            await asyncio.to_thread(ready.get, True, 120)
+        for _ in range(3000):  # the last accepts, at most 30 s
+            if len(transports) >= sockets:
+                break
+            await asyncio.sleep(0.01)
+        frame = b"\x81\x7e\x01\x28" + b"x" * 296
+        bursts, cpu0, start, writes = rate / 100, time.process_time(), time.monotonic(), 0
+        while time.monotonic() - start < seconds:
+            first = (writes // 100 % (sockets // 100)) * 100
+            for t in transports[first : first + 100]:
+                t.write(frame)
+            writes += 100
+            await asyncio.sleep(max(0.0, start + writes / 100 / bursts - time.monotonic()))
+        cpu = time.process_time() - cpu0
+        for _ in sinks:
+            done.put(None)
+        for p in sinks:
+            p.join(10)
+        server.close()
+        return cpu / writes * 1e6
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return round(runner.run(run()), 2)
+
+
 # --- server side --------------------------------------------------------------------------------
 
 
@@ -313,6 +381,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 def main() -> int:
+    floor_us = write_floor()
+    print(f"bare loopback write: {floor_us} µs CPU each", flush=True)
     rooms, per_room = env_int("BENCH_SIG_ROOMS", 50), env_int("BENCH_SIG_PER_ROOM", 100)
     rates = [int(x) for x in os.environ.get("BENCH_SIG_RATES", "50,500").split(",")]
     seconds, procs = env_int("BENCH_SIG_SECONDS", 10), env_int("BENCH_SIG_PROCS", 4)
@@ -388,6 +458,7 @@ def main() -> int:
         "rss_mib_empty": round(rss0, 1),
         "rss_mib_idle": round(rss_idle, 1),
         "rss_kib_per_connection": round((rss_idle - rss0) * 1024 / max(1, connected), 1),
+        "bare_write_cpu_us": floor_us,
         "phases": phases,
         "targets": {"rss_mib": TARGET_RSS_MIB, "p99_ms": TARGET_P99_MS, "rate": TARGET_RATE},
     }
@@ -462,6 +533,11 @@ def write(r: dict[str, Any]) -> None:
         ),
         ("RSS per idle connection", f"{r['rss_kib_per_connection']} KiB", ""),
         ("time to connect everyone", f"{r['connect_seconds']} s", ""),
+        (
+            "reference: CPU of one bare uvloop `transport.write` to a loopback socket",
+            f"{r.get('bare_write_cpu_us')} µs",
+            "",
+        ),
     ]
     for p in r["phases"]:
         lat = p["latency_ms"]
