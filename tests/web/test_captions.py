@@ -196,6 +196,11 @@ def test_a_speaking_browser_is_captioned_for_the_room_and_transcribed(
             speaker.page.click("#transcript-srt")
         srt = Path(download.value.path()).read_text()
         assert "Sally Speaker:" in srt and "-->" in srt
+        # The transcript page, outside the room (reachable after the meeting too).
+        speaker.page.goto(f"/meetings/{meeting_id}/transcript")
+        expect(speaker.page.locator("#transcript-page .transcript-item").first).to_be_visible()
+        page_texts = speaker.page.locator("#transcript-page .transcript-text").all_text_contents()
+        assert any(len(keywords_in(t)) >= MIN_KEYWORDS for t in page_texts), page_texts
         assert not speaker.page_errors, speaker.page_errors
     finally:
         if listener is not None:

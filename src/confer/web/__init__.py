@@ -12,7 +12,7 @@ from confer.errors import NotFound
 from confer.web.assets import Bundle, load_bundle
 
 # Paths the client routes itself; each serves the same page.
-PAGE_PATHS = ("/", "/profile", "/join", "/join/{meeting_code}")
+PAGE_PATHS = ("/", "/profile", "/join", "/join/{meeting_code}", "/meetings/{meeting_id}/transcript")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 

@@ -4,6 +4,7 @@ import { auth } from './api.js';
 import { h, replace } from './dom.js';
 import * as session from './session.js';
 import { reloginDialog, renderAuth } from './ui/auth.js';
+import { renderTranscriptPage } from './ui/captions.js';
 import { renderHome } from './ui/home.js';
 import { renderJoin } from './ui/join.js';
 import { notify } from './ui/notices.js';
@@ -17,6 +18,7 @@ const ROUTES = [
   [/^\/join\/?$/, renderHome],
   [/^\/profile\/?$/, renderProfile],
   [/^\/join\/([^/]+)\/?$/, renderJoin],
+  [/^\/meetings\/(\d+)\/transcript\/?$/, renderTranscriptPage],
 ];
 
 const REASONS = {

@@ -157,3 +157,17 @@ export class TranscriptPanel {
     }
   }
 }
+
+/** `/meetings/{id}/transcript`: the transcript outside the room (e.g. after the meeting). */
+export async function renderTranscriptPage(root, { navigate, params }) {
+  const meetingId = Number(params[0]);
+  const back = h('a', { href: '/', onclick: (e) => { e.preventDefault(); navigate('/'); } }, 'Back to your meetings');
+  if (!Number.isInteger(meetingId) || meetingId <= 0) {
+    replace(root, h('section', { class: 'screen narrow' }, h('h1', {}, 'Page not found'), h('p', {}, back)));
+    return;
+  }
+  const panel = new TranscriptPanel({ meetingId });
+  replace(root, h('section', { class: 'screen narrow transcript-page', id: 'transcript-page' },
+    h('p', {}, back), h('div', { class: 'card' }, panel.el)));
+  await panel.load();
+}

@@ -74,6 +74,9 @@ function meetingRow(m, navigate) {
           notify((await copyText(inviteUrl(m))) ? 'Invite link copied.' : 'Could not copy the link.', 'success');
         } }, 'Copy link')
         : null,
+      m.settings?.enable_ai_analysis && m.status !== 'scheduled'
+        ? h('button', { type: 'button', class: 'link-button transcript-link', onclick: () => navigate(`/meetings/${m.meeting_id}/transcript`) }, 'Transcript')
+        : null,
       code && m.status !== 'ended'
         ? h('button', { type: 'button', class: live ? 'primary' : '', onclick: () => navigate(`/join/${code}`) }, live ? 'Join' : 'Start')
         : null));
