@@ -132,7 +132,8 @@ async def test_the_relay_captions_a_tapped_speaker_and_closes_on_leave(
             if relay.streams["7/p1/0"].key is not None:
                 break
             await asyncio.sleep(0.1)
-        assert relay.packets == len(opus_packets(audio)) and relay.dropped == 0
+        state = (relay.packets, relay.dropped, relay.streams, service.status())
+        assert relay.packets == len(opus_packets(audio)) and relay.dropped == 0, state
         relay.close_where(5, 7, "p1")  # the peer left: its utterance is finalized
         assert relay.streams == {}
         await asyncio.wait_for(final.wait(), 120)
