@@ -201,7 +201,9 @@ async def _serve(hub: Hub, handlers: Handlers, s: Any, conn: Connection, receive
         msg_id: str | None = None
         msg_type: int | None = None
         try:
-            size = len(data) if isinstance(data, bytes) else len(data.encode())
+            size = len(data)
+            if not isinstance(data, bytes) and size * 4 > limit:  # UTF-8: <= 4 bytes a char
+                size = len(data.encode())
             if size > limit:
                 raise SignalError(
                     SignalCode.TOO_LARGE, f"Messages are limited to {limit} bytes ({size} sent)"

@@ -150,7 +150,12 @@ class Rooms:
 
     def idle(self, timeout: float) -> list[tuple[Session, Connection]]:
         limit = time.monotonic() - timeout
-        return [(s, c) for s, c in self.connections() if c.last_activity < limit]
+        return [
+            (s, s.conn)
+            for room in self.by_meeting.values()
+            for s in room.sessions.values()
+            if s.conn is not None and s.conn.last_activity < limit
+        ]
 
     def count(self) -> int:
         return sum(len(r.sessions) for r in self.by_meeting.values())
