@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from confer.api.routes.meetings import MeetingList
 from tests.api.meetings_support import (
     MEETING_PASSWORD,
     ServerDb,
@@ -244,6 +245,16 @@ def test_the_list_has_the_spec_shape_latest_first_and_paginates(api: Api) -> Non
         assert page["total_pages"] == (page["total"] + 1) // 2
     first, second = ({m["meeting_id"] for m in p["meetings"]} for p in pages)
     assert not first & second
+
+
+def test_list_items_are_exactly_the_declared_model(api: Api) -> None:
+    """The list is built without a model per item: it must still be what the schema says."""
+    host = register(api)
+    create_meeting(api, host, start_time="2031-02-03T04:05:06Z", is_public=True)
+    listed = ok(api.get("/api/v1/meetings", host, params={"page_size": 100}))
+    assert MeetingList.model_validate(listed).model_dump(mode="json") == listed
+    mine = [m for m in listed["meetings"] if m["host_id"] == host.user_id]
+    assert mine[0]["start_time"] == "2031-02-03T04:05:06Z" and mine[0]["role"] == "host"
 
 
 def test_a_page_past_the_end_is_empty_but_keeps_the_total(api: Api) -> None:

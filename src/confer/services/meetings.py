@@ -37,7 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from confer.auth.passwords import hash_password
@@ -281,13 +281,14 @@ _LISTING = {with_status: _listing_statements(with_status) for with_status in (Fa
 
 
 async def listing(
-    s: AsyncSession, user_id: int, status: str | None, page: int, page_size: int
+    conn: AsyncConnection, user_id: int, status: str | None, page: int, page_size: int
 ) -> tuple[list[MeetingView], int]:
+    """One page of the meetings `user_id` may see, and how many there are in all (a Core
+    read on a plain connection: no ORM unit of work for the hottest list)."""
     page_query, count_query = _LISTING[status is not None]
     params: dict[str, Any] = {"user_id": user_id}
     if status is not None:
         params["status"] = status
-    conn = await s.connection()  # a Core statement: no ORM result processing
     rows = (
         await conn.execute(
             page_query, {**params, "offset": (page - 1) * page_size, "limit": page_size}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from confer.api.deps import Ctx, CurrentUser, CurrentUserRow, Session
-from confer.api.envelope import Envelope, Timestamp, total_pages
+from confer.api.envelope import Envelope, Timestamp, iso, respond_data, total_pages
 from confer.api.routes import participants
 from confer.api.routes.meeting_params import (
     MeetingId,
@@ -118,23 +118,25 @@ def meeting_out(v: MeetingView, request: Request, settings: Settings) -> Meeting
     )
 
 
-def meeting_item(v: MeetingView) -> MeetingItem:
+def meeting_item(v: MeetingView) -> dict[str, object]:
+    """A `MeetingItem` as plain JSON values: lists are hot, and a model per item was most of
+    their cost (tests validate the result against `MeetingItem`)."""
     m = v.meeting
-    return MeetingItem(
-        meeting_id=m.id,
-        title=m.title,
-        host_name=v.host_name,
-        start_time=m.start_time,
-        status=m.status,  # type: ignore[arg-type]
-        participant_count=v.participant_count,
-        meeting_code=m.meeting_code,
-        host_id=m.host_id,
-        role=v.role,
-        is_public=m.is_public,
-        requires_password=m.password_hash is not None,
-        duration=m.duration,
-        max_participants=m.max_participants,
-    )
+    return {
+        "meeting_id": m.id,
+        "title": m.title,
+        "host_name": v.host_name,
+        "start_time": iso(m.start_time) if m.start_time else None,
+        "status": m.status,
+        "participant_count": v.participant_count,
+        "meeting_code": m.meeting_code,
+        "host_id": m.host_id,
+        "role": v.role,
+        "is_public": m.is_public,
+        "requires_password": m.password_hash is not None,
+        "duration": m.duration,
+        "max_participants": m.max_participants,
+    }
 
 
 @router.post("", status_code=201, response_model=Envelope[MeetingOut])
@@ -151,23 +153,23 @@ async def create_meeting(
 async def list_meetings(
     user: CurrentUserRow,
     ctx: Ctx,
-    s: Session,
     status: MeetingStatus | None = None,
     page: PageNo = 1,
     page_size: PageSize = 20,
-) -> Envelope[MeetingList]:
+) -> Response:
     """Meetings the caller hosts or joined (and was not kicked from), and public ones not ended;
     latest start first."""
     check_page_size(ctx.settings, page_size)
-    views, total = await svc.listing(s, user.id, status, page, page_size)
-    return Envelope(
-        data=MeetingList(
-            meetings=[meeting_item(v) for v in views],
-            total=total,
-            page=page,
-            page_size=page_size,
-            total_pages=total_pages(total, page_size),
-        )
+    async with ctx.db.engine.connect() as conn:
+        views, total = await svc.listing(conn, user.id, status, page, page_size)
+    return respond_data(
+        {
+            "meetings": [meeting_item(v) for v in views],
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+            "total_pages": total_pages(total, page_size),
+        }
     )
 
 

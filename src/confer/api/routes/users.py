@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy import Row, select
 
 from confer.api.deps import Ctx, CurrentUser, CurrentUserRow, Session
-from confer.api.envelope import Envelope, Timestamp
+from confer.api.envelope import Envelope, Timestamp, respond
 from confer.api.routes.auth import LoginOut, login
 from confer.db.models import User
 from confer.errors import Conflict, ErrorCode
@@ -57,8 +57,8 @@ def profile_of(user: User | Row[Any]) -> ProfileOut:
 
 
 @router.get("/profile", response_model=Envelope[ProfileOut])
-async def get_profile(user: CurrentUserRow) -> Envelope[ProfileOut]:
-    return Envelope(data=profile_of(user))
+async def get_profile(user: CurrentUserRow) -> Response:
+    return respond(Envelope(data=profile_of(user)))
 
 
 @router.put("/profile", response_model=Envelope[ProfileOut])
