@@ -18,7 +18,11 @@ from confer.db.sqlite_inline import inline_url
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(inline_url(url), connect_args={"timeout": 30})
+        # Connections are cheap but opening one costs PRAGMAs: keep enough that a burst of
+        # concurrent requests does not open and discard overflow connections.
+        engine = create_async_engine(
+            inline_url(url), connect_args={"timeout": 30}, pool_size=32, max_overflow=32
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
