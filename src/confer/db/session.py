@@ -34,7 +34,10 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping: it is a second round trip on every checkout. A connection the server has
+    # dropped (a database restart) fails its request once and SQLAlchemy then invalidates the
+    # pool; connections are recycled after 30 minutes so none outlives server-side timeouts.
+    return create_async_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
 
 
 class Database:
