@@ -136,7 +136,7 @@ export class TranscriptPanel {
         h('span', { class: 'transcript-time' }, clock(s.start)),
         h('span', { class: 'transcript-speaker' }, String(s.speaker_name || `User ${s.user_id}`)),
         h('span', { class: 'transcript-text' }, String(s.text || '')))));
-      this.status.textContent = segments.length ? `${segments.length} captions` : 'Nothing has been transcribed yet.';
+      this.status.textContent = segments.length === 1 ? '1 caption' : segments.length ? `${segments.length} captions` : 'Nothing has been transcribed yet.';
     } catch (err) {
       this.status.textContent = `Could not load the transcript: ${err.message || err}`;
     }
