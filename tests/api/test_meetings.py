@@ -247,6 +247,14 @@ def test_the_list_has_the_spec_shape_latest_first_and_paginates(api: Api) -> Non
     assert not first & second
 
 
+def test_meeting_ids_do_not_reveal_other_meetings(api: Api) -> None:
+    """Ids are random: a private meeting cannot be found by counting from one's own."""
+    host = register(api)
+    ids = sorted(create_meeting(api, host)["meeting_id"] for _ in range(4))
+    assert all(1 <= i <= 2**31 - 1 for i in ids)
+    assert any(b - a > 1000 for a, b in zip(ids, ids[1:], strict=False))
+
+
 def test_list_items_are_exactly_the_declared_model(api: Api) -> None:
     """The list is built without a model per item: it must still be what the schema says."""
     host = register(api)

@@ -156,9 +156,13 @@ async def create(s: AsyncSession, settings: Settings, host_id: int, draft: Meeti
     now = utcnow()
     for _ in range(_CODE_ATTEMPTS):
         code = new_code()
+        # A random id rather than the next one: a private meeting's id in a URL or an API call
+        # must not let anyone enumerate the others (join admits by password, not by secrecy).
+        meeting_id = 1 + secrets.randbelow(2**31 - 1)  # fits PostgreSQL's 32-bit INTEGER
         if await s.scalar(select(Meeting.id).where(Meeting.meeting_code == code)) is not None:
             continue
         meeting = Meeting(
+            id=meeting_id,
             meeting_code=code,
             title=draft.title,
             description=draft.description or "",
@@ -176,7 +180,7 @@ async def create(s: AsyncSession, settings: Settings, host_id: int, draft: Meeti
         s.add(meeting)
         try:
             await s.commit()
-        except IntegrityError:  # a concurrent create took the code between check and insert
+        except IntegrityError:  # the id, or a code a concurrent create took since the check
             await s.rollback()
             continue
         return meeting
