@@ -11,6 +11,7 @@ import threading
 import time
 import wave
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -263,4 +264,62 @@ def test_captions_start_when_the_host_turns_ai_analysis_on_mid_meeting(
         expect(speaker.page.locator("#captions")).to_be_visible()
     finally:
         speaker.close()
+        api.close()
+
+
+def test_a_participant_muted_by_the_host_is_no_longer_captioned(
+    speaking_browser: Browser, caption_server: ConferServer
+) -> None:
+    api = Api(caption_server.url)
+    host = api.register(full_name="Hanna Host")
+    meeting = ok(
+        api.post(
+            "/api/v1/meetings",
+            host,
+            json={"title": "Moderated", "settings": {"enable_ai_analysis": True}},
+        ),
+        201,
+    )
+    meeting_id = int(meeting["meeting_id"])
+    ok(api.post(f"/api/v1/meetings/{meeting_id}/join", host, json={}))
+    listener = Listener(
+        f"{caption_server.ws_url}?token={host.token}&meeting_id={meeting_id}"
+        f"&user_id={host.user_id}&peer_id=host1"
+    )
+    listener.start()
+    context = speaking_browser.new_context(
+        viewport=DESKTOP, base_url=caption_server.url, permissions=["camera", "microphone"]
+    )
+    context.set_default_timeout(30_000)
+    guest = Client("guest", context, caption_server)
+    try:
+        me = guest.sign_up("Gina Guest")
+        guest.page.goto(f"/join/{meeting['meeting_code']}")
+        guest.join_from_prejoin()
+        deadline = time.monotonic() + CAPTION_WAIT
+        while time.monotonic() < deadline and listener.error is None:
+            if any(m["payload"]["final"] and m["payload"]["text"] for m in listener.captions()):
+                break
+            time.sleep(0.5)
+        assert any(m["payload"]["user_id"] == me.user_id for m in listener.captions()), (
+            listener.error,
+            listener.captions(),
+        )
+        people = ok(api.get(f"/api/v1/meetings/{meeting_id}/participants", host))["items"]
+        pid = next(p["participant_id"] for p in people if p["user_id"] == me.user_id)
+        ok(api.post(f"/api/v1/meetings/{meeting_id}/participants/{pid}/mute", host, json={}))
+        muted_at = time.time()
+        # The sentence loops every 5.7 s: two more would have been captioned by now.
+        time.sleep(15)
+        later = [
+            m["payload"]
+            for m in listener.captions()
+            if datetime.fromisoformat(m["payload"]["start_time"]).timestamp() > muted_at + 0.5
+        ]
+        assert later == [], later
+        expect(guest.page.locator("#ctl-mic")).to_have_attribute("aria-pressed", "true")
+    finally:
+        listener.stop.set()
+        listener.join(5)
+        guest.close()
         api.close()
