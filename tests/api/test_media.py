@@ -262,6 +262,19 @@ def test_the_uploader_or_the_host_may_delete(api: Api, server: ConferServer) -> 
     assert listing(api, host, mid)["total"] == 0
 
 
+def test_deleting_a_meeting_removes_its_stored_files(api: Api, server: ConferServer) -> None:
+    mid, host, (alice,) = room(api, 1)
+    keep_mid, keep_host, _ = room(api, 0)
+    kept = ok(upload(api, keep_host, keep_mid, "kept.txt", b"stays\n"))
+    before = len(blobs(server))
+    files = [ok(upload(api, alice, mid, f"n{i}.txt", b"notes\n")) for i in range(2)]
+    assert len(blobs(server)) == before + 2
+    ok(api.delete(f"/api/v1/meetings/{mid}", host))
+    assert len(blobs(server)) == before
+    err(api.get(f"/api/v1/media/files/{files[0]['file_id']}", alice), 404)
+    assert api.get(kept["file_url"], keep_host).content == b"stays\n"
+
+
 def test_the_listing_is_paginated_newest_first(api: Api) -> None:
     mid, host, (alice, bob) = room(api, 2)
     ids = []

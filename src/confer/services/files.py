@@ -182,6 +182,14 @@ class Files:
         except StorageError:
             log.exception("file %s deleted but its blob %s could not be removed", file_id, key)
 
+    async def discard_blobs(self, keys: list[str]) -> None:
+        """Remove the blobs of rows already deleted (a meeting's files when it is deleted)."""
+        for key in keys:
+            try:
+                await self.storage.delete(key)
+            except StorageError:
+                log.exception("blob %s of a deleted meeting could not be removed", key)
+
     async def blob_size(self, row: StoredFile) -> int:
         try:
             return await self.storage.size(row.storage_key)

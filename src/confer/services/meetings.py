@@ -43,7 +43,7 @@ from sqlalchemy.orm import aliased
 from confer.auth.passwords import hash_password
 from confer.bus import EventBus, events
 from confer.config import Settings
-from confer.db.models import Meeting, Participant, User, utcnow
+from confer.db.models import Meeting, Participant, StoredFile, User, utcnow
 from confer.errors import ValidationFailed, meeting_not_found
 from confer.services.meeting_access import (
     ACTIVE,
@@ -419,12 +419,18 @@ async def end(s: AsyncSession, bus: EventBus, meeting_id: int, actor_id: int) ->
     return await view(s, meeting_id, actor_id)
 
 
-async def remove(s: AsyncSession, bus: EventBus, meeting_id: int, actor_id: int) -> None:
+async def remove(s: AsyncSession, bus: EventBus, meeting_id: int, actor_id: int) -> list[str]:
+    """Delete the meeting and its rows; returns the storage keys of its files, whose blobs
+    the caller removes once the rows are gone (a blob never outlives its row's deletion)."""
     acc = await access(s, meeting_id, actor_id, lock=True)
     acc.require(Permission.END_MEETING)
     was_open = acc.meeting.status != ENDED
+    blobs = list(
+        await s.scalars(select(StoredFile.storage_key).where(StoredFile.meeting_id == meeting_id))
+    )
     await s.execute(delete(Meeting).where(Meeting.id == meeting_id))
     await s.commit()
     log.info("meeting %s deleted by user %s", meeting_id, actor_id)
     if was_open:
         await notify(bus, meeting_id, events.ENDED, by=actor_id, reason="deleted")
+    return blobs

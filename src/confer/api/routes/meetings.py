@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from confer.api.deps import Ctx, CurrentUser, CurrentUserRow, Session
 from confer.api.envelope import Envelope, Timestamp, iso, respond_data, total_pages
 from confer.api.routes import participants
+from confer.api.routes.media import get_files
 from confer.api.routes.meeting_params import (
     MeetingId,
     PageNo,
@@ -23,6 +24,7 @@ from confer.api.routes.meeting_params import (
 )
 from confer.config import Settings
 from confer.services import meetings as svc
+from confer.services.files import Files
 from confer.services.meeting_input import MeetingDraft, MeetingPatch
 from confer.services.meetings import MeetingStatus, MeetingView
 
@@ -214,11 +216,17 @@ async def update_meeting(
 
 @router.delete("/{meeting_id}", response_model=Envelope[Deleted])
 async def delete_meeting(
-    meeting_id: MeetingId, user: CurrentUser, ctx: Ctx, s: Session
+    meeting_id: MeetingId,
+    user: CurrentUser,
+    ctx: Ctx,
+    s: Session,
+    files: Annotated[Files, Depends(get_files)],
 ) -> Envelope[Deleted]:
     """Host only. A meeting that has not ended is ended first (everyone in it is disconnected),
-    then deleted with its participants, chat history, files and audit log."""
-    await svc.remove(s, ctx.bus, meeting_id, user.id)
+    then deleted with its participants, chat history, files (their stored blobs included) and
+    audit log."""
+    blobs = await svc.remove(s, ctx.bus, meeting_id, user.id)  # commits
+    await files.discard_blobs(blobs)
     return Envelope(data=Deleted(meeting_id=meeting_id, deleted=True))
 
 
