@@ -69,7 +69,7 @@ _USER_ROW = select(
 async def current_user_row(request: Request, ctx: Ctx) -> Row[Any]:
     """`current_user` for read-only routes: the same checks, the user's columns as a row."""
     claims = ctx.codec.decode_access(bearer_token(request))
-    async with ctx.db.engine.connect() as conn:
+    async with ctx.db.reader.connect() as conn:
         user = (await conn.execute(_USER_ROW, {"user_id": claims.user_id})).first()
     if user is None or not user.is_active:
         raise token_invalid("The token's user no longer exists")

@@ -20,7 +20,7 @@ class Health(BaseModel):
 @router.get("/health", response_model=Envelope[Health])
 async def health(ctx: Ctx) -> Envelope[Health] | JSONResponse:
     try:
-        async with ctx.db.engine.connect() as conn:
+        async with ctx.db.reader.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:
         return error_response(503, "Database unavailable", "ServiceUnavailable", str(exc)[:200])

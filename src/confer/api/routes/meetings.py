@@ -162,7 +162,7 @@ async def list_meetings(
     """Meetings the caller hosts or joined (and was not kicked from), and public ones not ended;
     latest start first."""
     check_page_size(ctx.settings, page_size)
-    async with ctx.db.engine.connect() as conn:
+    async with ctx.db.reader.connect() as conn:
         views, total = await svc.listing(conn, user.id, status, page, page_size)
     return respond_data(
         {
