@@ -137,7 +137,7 @@ def test_srtp_from_the_c_loop_decrypts_to_what_the_python_path_would_send() -> N
     out_sock, in_sock = udp(), udp()
     route = _fanout.Route()
     route.set_srtp(tx, *adapter.srtp_protect_pointers(tx))
-    route.set_socket(out_sock, out_sock.fileno(), "127.0.0.1", in_sock.getsockname()[1])
+    route.set_socket(out_sock.fileno(), "127.0.0.1", in_sock.getsockname()[1])
     assert route.ready
     ssrc = rtp.parse(VIDEO[0]).ssrc
     up = uptrack("video", "vp8", ssrc)
@@ -166,16 +166,56 @@ def test_a_route_without_session_or_socket_sends_nothing() -> None:
     assert route.send(AUDIO[0]) is False  # no socket yet
     sock = udp()
     try:
-        route.set_socket(sock, sock.fileno(), "127.0.0.1", 9)
+        route.set_socket(sock.fileno(), "127.0.0.1", 9)
         assert route.ready
         route.clear()
         assert not route.ready and route.send(AUDIO[0]) is False
     finally:
         sock.close()
     with pytest.raises(ValueError, match="not an IP address"):
-        route.set_socket(sock, 3, "example.org", 9)
+        route.set_socket(3, "example.org", 9)
     with pytest.raises(ValueError):
         route.set_srtp(tx, 0, 0)
+
+
+def test_a_route_owns_a_duplicate_fd_so_a_reused_fd_number_gets_nothing() -> None:
+    tx, rx = srtp_pair()
+    sock, peer = udp(), udp()
+    route = _fanout.Route()
+    route.set_srtp(tx, *adapter.srtp_protect_pointers(tx))
+    route.set_socket(sock.fileno(), "127.0.0.1", peer.getsockname()[1])
+    number, address = sock.fileno(), sock.getsockname()
+    sock.close()  # as aioice closes a pair's socket
+    reused = udp()  # the lowest free number: the one just closed
+    again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert reused.fileno() == number
+        assert route.send(AUDIO[0]) is True
+        data, source = peer.recvfrom(2048)
+        assert source == address, "sent from the reused number's socket"
+        assert rx.unprotect(data) == AUDIO[0]
+        with pytest.raises(OSError):
+            again.bind(address)  # the route's duplicate still holds the port
+        route.clear()
+        assert not route.ready and route.send(AUDIO[0]) is False
+        again.bind(address)  # released with the duplicate
+    finally:
+        again.close()
+        reused.close()
+        peer.close()
+
+
+@pytest.mark.parametrize("now", [float("nan"), float("inf"), -float("inf")])
+def test_a_time_that_is_not_finite_is_refused(now: float) -> None:
+    up = uptrack("audio", "opus", 5)
+    dt = subscribe(up, lambda b: True, {1: AUDIO_LEVEL})
+    for call in (
+        lambda: _fanout.forward(up.downtracks, up.layers[0], 5, AUDIO[0], now),
+        lambda: dt.send_packet(5, AUDIO[0], now),
+        lambda: SeqMap(48000).map(5, 1, 1, now),
+    ):
+        with pytest.raises(ValueError, match="finite"):
+            call()
 
 
 def test_packets_too_short_or_too_long_for_srtp_are_refused() -> None:
@@ -183,7 +223,7 @@ def test_packets_too_short_or_too_long_for_srtp_are_refused() -> None:
     sock, peer = udp(), udp()
     route = _fanout.Route()
     route.set_srtp(tx, *adapter.srtp_protect_pointers(tx))
-    route.set_socket(sock, sock.fileno(), "127.0.0.1", peer.getsockname()[1])
+    route.set_socket(sock.fileno(), "127.0.0.1", peer.getsockname()[1])
     try:
         assert route.send(b"\x80\x60\x00") is False
         assert route.send(AUDIO[0][:12] + bytes(_fanout.MAX_PACKET)) is False

@@ -10,8 +10,10 @@
  *           the rules: segments with fixed offsets, a new one continues after the last sent).
  *   Munger  VP8/VP9 picture ID and TL0PICIDX continuity across source switches.
  *   Route   one transport's way out: libsrtp's srtp_protect (the function pointer and srtp_t
- *           session that pylibsrtp holds, handed over by adapter.py) and a UDP socket fd with
- *           the nominated pair's remote address.
+ *           session that pylibsrtp holds, handed over by adapter.py) and a duplicate of the
+ *           nominated pair's UDP socket fd with its remote address. The route owns that
+ *           duplicate: if aioice closes its socket, the number it had cannot be reused by an
+ *           unrelated file (a TCP stream, a database) that the loop would then write into.
  *   Sink    the base class of tracks.DownTrack: the per-subscriber state the loop reads.
  * Function:
  *   forward(sinks, layer, source, data, now) -> (sent, waiting)
@@ -22,10 +24,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define MAX_PACKET 1500   /* larger RTP packets are not forwarded */
 #define SRTP_TRAILER 144  /* pylibsrtp.SRTP_MAX_TRAILER_LEN: auth tag + MKI */
@@ -34,6 +39,14 @@
 #define ONE_BYTE_PROFILE 0xBEDE
 
 typedef int (*srtp_fn)(void *ctx, void *hdr, int *len);
+
+/* `now` feeds float-to-integer conversions, which are undefined for NaN and infinities. */
+static int finite_time(double now) {
+    if (isfinite(now))
+        return 1;
+    PyErr_SetString(PyExc_ValueError, "now must be a finite number of seconds");
+    return 0;
+}
 
 /* ------------------------------------------------------------------------------ SeqMap */
 
@@ -68,7 +81,7 @@ static int seqmap_map(SeqMapObject *m, int64_t source, int seq, uint32_t ts, dou
         int64_t ts_step = 0;
         if (m->sent) {
             double d = (now - m->last_wall) * m->clock_rate;
-            ts_step = d < 1.0 ? 1 : (d > 1e15 ? (int64_t)1e15 : (int64_t)d);
+            ts_step = !(d >= 1.0) ? 1 : (d > 1e15 ? (int64_t)1e15 : (int64_t)d);
         }
         if (m->count == MAX_SEGMENTS) {
             m->head = (m->head + 1) % MAX_SEGMENTS;
@@ -141,7 +154,7 @@ static PyObject *SeqMap_restart(SeqMapObject *self, PyObject *Py_UNUSED(ignored)
 static PyObject *SeqMap_map(SeqMapObject *self, PyObject *args) {
     long long source, seq, ts;
     double now;
-    if (!PyArg_ParseTuple(args, "LLLd", &source, &seq, &ts, &now))
+    if (!PyArg_ParseTuple(args, "LLLd", &source, &seq, &ts, &now) || !finite_time(now))
         return NULL;
     uint16_t out_seq;
     uint32_t out_ts;
@@ -452,8 +465,7 @@ typedef struct {
     srtp_fn protect;
     void *srtp;
     PyObject *srtp_owner; /* keeps the libsrtp session alive */
-    int fd;
-    PyObject *sock_owner; /* keeps the socket (and so the fd) alive */
+    int fd;               /* our own duplicate, closed by route_close_fd */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     long long packets_sent, bytes_sent;
@@ -461,21 +473,34 @@ typedef struct {
 
 static int route_ready(RouteObject *r) { return r->protect != NULL && r->fd >= 0; }
 
+static void route_close_fd(RouteObject *r) {
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+}
+
+/* tp_new: fd -1 before __init__ runs, so that a dealloc never closes fd 0. */
+static PyObject *Route_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    RouteObject *self = (RouteObject *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->fd = -1;
+    return (PyObject *)self;
+}
+
 static int Route_init(RouteObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "", kwlist))
         return -1;
     self->protect = NULL;
     self->srtp = NULL;
-    self->fd = -1;
+    route_close_fd(self);
     Py_CLEAR(self->srtp_owner);
-    Py_CLEAR(self->sock_owner);
     return 0;
 }
 
 static void Route_dealloc(RouteObject *self) {
+    route_close_fd(self);
     Py_CLEAR(self->srtp_owner);
-    Py_CLEAR(self->sock_owner);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -496,10 +521,9 @@ static PyObject *Route_set_srtp(RouteObject *self, PyObject *args) {
 }
 
 static PyObject *Route_set_socket(RouteObject *self, PyObject *args) {
-    PyObject *owner;
     int fd, port;
     const char *host;
-    if (!PyArg_ParseTuple(args, "Oisi", &owner, &fd, &host, &port))
+    if (!PyArg_ParseTuple(args, "isi", &fd, &host, &port))
         return NULL;
     if (fd < 0 || port <= 0 || port > 65535) {
         PyErr_SetString(PyExc_ValueError, "invalid socket or port");
@@ -522,9 +546,11 @@ static PyObject *Route_set_socket(RouteObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "not an IP address: %s", host);
         return NULL;
     }
-    Py_INCREF(owner);
-    Py_XSETREF(self->sock_owner, owner);
-    self->fd = fd;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    route_close_fd(self);
+    self->fd = own;
     self->addr = addr;
     self->addrlen = len;
     Py_RETURN_NONE;
@@ -533,9 +559,8 @@ static PyObject *Route_set_socket(RouteObject *self, PyObject *args) {
 static PyObject *Route_clear(RouteObject *self, PyObject *Py_UNUSED(ignored)) {
     self->protect = NULL;
     self->srtp = NULL;
-    self->fd = -1;
+    route_close_fd(self);
     Py_CLEAR(self->srtp_owner);
-    Py_CLEAR(self->sock_owner);
     Py_RETURN_NONE;
 }
 
@@ -585,8 +610,9 @@ static PyMethodDef Route_methods[] = {
     {"set_srtp", (PyCFunction)Route_set_srtp, METH_VARARGS,
      "set_srtp(owner, srtp_protect address, srtp_t address); owner keeps the session alive."},
     {"set_socket", (PyCFunction)Route_set_socket, METH_VARARGS,
-     "set_socket(owner, fd, remote host, remote port); owner keeps the fd open."},
-    {"clear", (PyCFunction)Route_clear, METH_NOARGS, "Forget session and socket: sends fail."},
+     "set_socket(fd, remote host, remote port): sends go through a duplicate of fd."},
+    {"clear", (PyCFunction)Route_clear, METH_NOARGS,
+     "Forget session and socket (closing the duplicate fd): sends fail."},
     {"send", (PyCFunction)Route_send, METH_O, "send(rtp) -> bool: SRTP-protect and send."},
     {"send_raw", (PyCFunction)Route_send_raw, METH_O,
      "send_raw(datagram) -> bool: send an already protected datagram (SRTCP)."},
@@ -606,7 +632,7 @@ static PyTypeObject RouteType = {
     .tp_doc = "One transport's way out: libsrtp protection and a UDP socket to the peer.",
     .tp_basicsize = sizeof(RouteObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Route_new,
     .tp_init = (initproc)Route_init,
     .tp_dealloc = (destructor)Route_dealloc,
     .tp_methods = Route_methods,
@@ -872,6 +898,10 @@ static PyObject *Sink_send_packet(SinkObject *self, PyObject *args) {
     double now;
     if (!PyArg_ParseTuple(args, "Ly*d", &source, &view, &now))
         return NULL;
+    if (!finite_time(now)) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     Packet *p = PyMem_Malloc(sizeof(Packet));
     int r = -1;
     if (p == NULL)
@@ -938,6 +968,8 @@ static PyObject *fanout_forward(PyObject *mod, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    if (!finite_time(now))
+        goto done;
     if (parse_packet(p, view.buf, view.len) < 0)
         goto done;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sinks); i++) {

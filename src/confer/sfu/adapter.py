@@ -253,7 +253,7 @@ class MediaTransport:
 
     def _ice_state(self) -> None:
         if self._ice.state in ("failed", "closed"):
-            self.route.clear()  # its socket may be closed (and its fd reused) from now on
+            self.route.clear()  # its socket is being closed: release our duplicate fd too
             self._pair = None
             if self.state == "connected":
                 self._set_state("failed")
@@ -328,7 +328,7 @@ class MediaTransport:
             if sock is None or sock.fileno() < 0:
                 return False
             host, port = pair.remote_addr[0], pair.remote_addr[1]
-            self.route.set_socket(sock, sock.fileno(), host, port)
+            self.route.set_socket(sock.fileno(), host, port)
             self._pair = pair
         return True
 
