@@ -120,6 +120,7 @@ async def test_the_relay_captions_a_tapped_speaker_and_closes_on_leave(
 
     service.subscribe(listener)
     relay = CaptionRelay(SimpleNamespace(settings=settings, extras={"ai": service}))
+    relay.flags[5] = True  # what SfuPlane.handle told meeting 5's worker
     audio = with_silence(pcm16k(espeak(SENTENCE)), 0.5, 0.3)  # too short a pause to end it
     try:
         # The AI worker is not started yet: the first frames wait for it, none are lost.
@@ -127,11 +128,13 @@ async def test_the_relay_captions_a_tapped_speaker_and_closes_on_leave(
             relay.on_frame(frame)
         relay.on_frame({"op": "audio", "meeting_id": 5, "packets": [["bad"]]})  # ignored
         relay.on_frame({"op": "audio_end"})  # ignored
-        assert set(relay.streams) == {"7/p1/0"}
-        for _ in range(600):
-            if relay.streams["7/p1/0"].key is not None:
+        assert set(relay.streams) == {(5, "7/p1/0")}
+        stream = relay.streams[5, "7/p1/0"]
+        for _ in range(600):  # the AI worker starting may outlast IDLE_CLOSE: still held
+            if stream.key is not None:
                 break
             await asyncio.sleep(0.1)
+        assert relay.streams.get((5, "7/p1/0")) is stream
         state = (relay.packets, relay.dropped, relay.streams, service.status())
         assert relay.packets == len(opus_packets(audio)) and relay.dropped == 0, state
         relay.close_where(5, 7, "p1")  # the peer left: its utterance is finalized
@@ -148,12 +151,84 @@ async def test_the_relay_captions_a_tapped_speaker_and_closes_on_leave(
 
 def test_streams_close_per_peer_user_and_meeting() -> None:
     relay = CaptionRelay(SimpleNamespace(settings=Settings(), extras={}))
-    for sid, meeting, user in (("7/a/0", 1, 7), ("7/b/0", 1, 7), ("8/c/0", 1, 8), ("9/d/0", 2, 9)):
-        relay.streams[sid] = captions._Stream(meeting, user)
+    for sid, meeting, user in (("7/a/0", 1, 7), ("7/b/0", 1, 7), ("8/c/0", 1, 8), ("7/a/0", 2, 7)):
+        relay.streams[meeting, sid] = captions._Stream(meeting, user)
     relay.close_where(1, 7, "a")
-    assert set(relay.streams) == {"7/b/0", "8/c/0", "9/d/0"}
+    assert set(relay.streams) == {(1, "7/b/0"), (1, "8/c/0"), (2, "7/a/0")}
     relay.close_where(1, 7)
-    assert set(relay.streams) == {"8/c/0", "9/d/0"}
+    assert set(relay.streams) == {(1, "8/c/0"), (2, "7/a/0")}
+    relay.on_frame({"op": "audio_end", "meeting_id": 2, "stream": "8/c/0"})  # not meeting 2's
+    assert set(relay.streams) == {(1, "8/c/0"), (2, "7/a/0")}
     relay.close_where(1)
-    assert set(relay.streams) == {"9/d/0"}
-    assert all(s.meeting_id == 2 for s in relay.streams.values())
+    assert set(relay.streams) == {(2, "7/a/0")}
+
+
+class FakeAI:
+    """Records what the relay opens and feeds (the real service is exercised above)."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[int, int]] = []
+        self.fed: list[tuple[int, bytes]] = []
+
+    async def open_stream(self, meeting_id: int, user_id: int) -> int:
+        self.opened.append((meeting_id, user_id))
+        return len(self.opened)
+
+    def feed(self, key: int, payload: bytes, _ts: int) -> None:
+        self.fed.append((key, payload))
+
+    def close_stream(self, key: int) -> None:
+        pass
+
+
+def audio_frame(meeting_id: int, stream: str, user_id: int, payload: bytes) -> dict[str, Any]:
+    packet = [stream, user_id, 960, base64.b64encode(payload).decode()]
+    return {"op": "audio", "meeting_id": meeting_id, "packets": [packet]}
+
+
+async def test_the_relay_drops_audio_its_worker_should_not_have_tapped() -> None:
+    ai = FakeAI()
+    relay = CaptionRelay(SimpleNamespace(settings=Settings(), extras={"ai": ai}))
+    muted = {(1, 8)}
+    relay.audio_blocked = lambda meeting, user: (meeting, user) in muted
+    relay.flags.update({1: True, 2: False})
+    try:
+        relay.on_frame(audio_frame(1, "7/a/0", 7, b"one"))
+        relay.on_frame(audio_frame(1, "8/b/0", 8, b"muted"))  # in flight when the host muted
+        relay.on_frame(audio_frame(2, "9/c/0", 9, b"off"))  # AI analysis just turned off
+        relay.on_frame(audio_frame(3, "9/d/0", 9, b"never told"))
+        relay.on_frame(audio_frame(4, "7/a/0", 7, b"other meeting, same stream id"))
+        assert set(relay.streams) == {(1, "7/a/0")}
+        await asyncio.wait_for(asyncio.gather(*relay._tasks), 5)
+        assert ai.opened == [(1, 7)] and ai.fed == [(1, b"one")]
+    finally:
+        await relay.close()
+
+
+async def test_a_stream_waiting_for_the_ai_worker_is_not_swept_as_idle() -> None:
+    """The race behind a flaky relay test: the AI worker took longer than IDLE_CLOSE to start and
+    the sweeper closed the stream (and its held audio) before it opened."""
+    ai = FakeAI()
+    started = asyncio.Event()
+    opening = ai.open_stream
+
+    async def slow_open(meeting_id: int, user_id: int) -> int:
+        await started.wait()
+        return await opening(meeting_id, user_id)
+
+    ai.open_stream = slow_open  # type: ignore[method-assign]
+    relay = CaptionRelay(SimpleNamespace(settings=Settings(), extras={"ai": ai}))
+    relay.flags[1] = True
+    try:
+        relay.on_frame(audio_frame(1, "7/a/0", 7, b"held"))
+        stream = relay.streams[1, "7/a/0"]
+        stream.last -= captions.IDLE_CLOSE + 1  # its audio arrived long ago
+        await asyncio.sleep(1.5)  # one sweep (every second) has run
+        assert relay.streams.get((1, "7/a/0")) is stream
+        started.set()
+        await asyncio.wait_for(asyncio.gather(*relay._tasks), 5)
+        assert ai.fed == [(1, b"held")] and stream.key == 1
+        await asyncio.sleep(1.5)
+        assert relay.streams.get((1, "7/a/0")) is stream, "idle counts from the open"
+    finally:
+        await relay.close()

@@ -12,7 +12,11 @@ Two halves, one per process:
   per publisher track on its first audio (packets that arrive while the AI worker starts are
   held, boundedly), feeds it, and closes it on `audio_end`, peer leave, host mute, meeting end
   or when the track has been silent on the wire for `IDLE_CLOSE` seconds. Decoding happens once
-  per speaker in the AI worker, never per subscriber.
+  per speaker in the AI worker, never per subscriber. It re-checks what the worker checked:
+  audio of a meeting whose worker was not told to caption, or of a user the host muted, is
+  dropped (frames already on the IPC socket when either changes would otherwise reopen a
+  stream). Streams are keyed by (meeting, stream id): the peer id in a stream id is chosen by
+  the client, so the same user's stream ids may coincide in two meetings.
 
 IPC frames, worker -> API: {"op": "audio", "meeting_id": m, "packets": [[stream, user_id,
 rtp_ts, base64 payload], ...]} and {"op": "audio_end", "meeting_id": m, "stream": s}. The
@@ -123,13 +127,15 @@ class CaptionRelay:
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
-        self.streams: dict[str, _Stream] = {}
+        self.streams: dict[tuple[int, str], _Stream] = {}  # (meeting, stream id)
         self.packets = 0
         self.dropped = 0
         self._sweeper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.flags: dict[int, bool] = {}  # meeting -> what its SFU worker was last told
         self._tasks: set[asyncio.Task[None]] = set()
+        # (meeting, user) -> muted by the host; SfuPlane points it at its own record
+        self.audio_blocked: Callable[[int, int], bool] = lambda _meeting, _user: False
 
     @classmethod
     def for_sink(cls, sink: Any) -> CaptionRelay | None:
@@ -186,21 +192,24 @@ class CaptionRelay:
             if msg["op"] == "audio":
                 self._on_audio(int(msg["meeting_id"]), msg["packets"])
             else:
-                self.close_stream(str(msg["stream"]))
+                self.close_stream((int(msg["meeting_id"]), str(msg["stream"])))
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("bad caption frame from an SFU worker: %s", exc)
 
     def _on_audio(self, meeting_id: int, packets: list[list[Any]]) -> None:
         ai = self.ai
-        if ai is None:
+        if ai is None or not self.flags.get(meeting_id):
             return
         now = time.monotonic()
         for stream_id, user_id, ts, b64 in packets:
+            if self.audio_blocked(meeting_id, int(user_id)):
+                continue
             payload = base64.b64decode(b64)
-            s = self.streams.get(stream_id)
+            key = (meeting_id, str(stream_id))
+            s = self.streams.get(key)
             if s is None:
-                s = self.streams[stream_id] = _Stream(meeting_id, int(user_id))
-                self._spawn(self._open(stream_id, s))
+                s = self.streams[key] = _Stream(meeting_id, int(user_id))
+                self._spawn(self._open(key, s))
                 self._ensure_sweeper()
             s.last = now
             if s.key is not None:
@@ -208,13 +217,13 @@ class CaptionRelay:
                 self.packets += 1
             elif s.failed_at and now - s.failed_at > RETRY_AFTER:
                 s.failed_at = 0.0
-                self._spawn(self._open(stream_id, s))
+                self._spawn(self._open(key, s))
             elif not s.failed_at and len(s.pending) < MAX_PENDING:
                 s.pending.append((payload, ts))
             else:
                 self.dropped += 1
 
-    async def _open(self, stream_id: str, s: _Stream) -> None:
+    async def _open(self, stream_id: tuple[int, str], s: _Stream) -> None:
         from confer.errors import AppError
 
         try:
@@ -229,6 +238,7 @@ class CaptionRelay:
             self.ai.close_stream(key)
             return
         s.key = key
+        s.last = time.monotonic()  # the idle clock starts when the held audio is fed
         for payload, ts in s.pending:
             self.ai.feed(key, payload, ts)
         self.packets += len(s.pending)
@@ -236,7 +246,7 @@ class CaptionRelay:
 
     # -- closing
 
-    def close_stream(self, stream_id: str) -> None:
+    def close_stream(self, stream_id: tuple[int, str]) -> None:
         s = self.streams.pop(stream_id, None)
         if s is not None and s.key is not None and self.ai is not None:
             self.ai.close_stream(s.key)
@@ -252,12 +262,12 @@ class CaptionRelay:
         """Peer leave (user and peer), host mute (user), meeting end (neither)."""
         if user_id is None and not keep_flag:
             self.flags.pop(meeting_id, None)
-        for stream_id, s in list(self.streams.items()):
-            if s.meeting_id != meeting_id or (user_id is not None and s.user_id != user_id):
+        for (meeting, stream_id), s in list(self.streams.items()):
+            if meeting != meeting_id or (user_id is not None and s.user_id != user_id):
                 continue
             if peer_id and stream_id.split("/")[1:2] != [peer_id]:
                 continue
-            self.close_stream(stream_id)
+            self.close_stream((meeting, stream_id))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -269,12 +279,15 @@ class CaptionRelay:
             self._sweeper = asyncio.ensure_future(self._sweep())
 
     async def _sweep(self) -> None:
-        """Finalize streams whose packets stopped (unpublished, a worker gone, a lost end)."""
+        """Finalize streams whose packets stopped (unpublished, a worker gone, a lost end).
+        A stream still waiting for the AI worker to start is not idle: closing it would lose
+        the audio held for it (starting the worker can take longer than `IDLE_CLOSE`)."""
         while self.streams:
             await asyncio.sleep(1.0)
             now = time.monotonic()
             for stream_id, s in list(self.streams.items()):
-                if now - s.last > IDLE_CLOSE:
+                opening = s.key is None and not s.failed_at
+                if not opening and now - s.last > IDLE_CLOSE:
                     self.close_stream(stream_id)
 
     async def close(self) -> None:

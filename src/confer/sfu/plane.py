@@ -118,6 +118,12 @@ class SfuPlane:
     def attach(self, sink: MediaSink) -> None:
         self.sink = sink
         self.captions = CaptionRelay.for_sink(sink)
+        if self.captions is not None:
+            self.captions.audio_blocked = self._audio_muted
+
+    def _audio_muted(self, meeting_id: int, user_id: int) -> bool:
+        """Whether the host muted the user's microphone (not captioned either)."""
+        return self.disallowed.get(meeting_id, {}).get((user_id, "audio")) is False
 
     async def handle(
         self, peer: PeerRef, msg_type: int, payload: dict[str, Any], *, can_publish: bool
