@@ -7,11 +7,12 @@ before the offer, bad SDP, and the audience rule.
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any
 
 import pytest
 
-from confer.sfu import adapter, messages, sdp
+from confer.sfu import adapter, messages, rtp, sdp
 from confer.sfu.bots import Bot, encoded_video
 from confer.sfu.config import SfuConfig
 from confer.sfu.peer import BadRequest
@@ -162,3 +163,34 @@ async def test_publishers_get_receiver_reports_and_a_bandwidth_estimate(room: An
     assert {pub.audio_ssrc, pub.video_ssrc} <= pub.stats.reported_ssrcs
     assert pub.stats.remb is not None and pub.stats.remb >= 150_000
     await pub.close()
+
+
+@pytest.mark.parametrize("kind", ["audio", "video"])  # audio: the audio-level lookup first
+async def test_a_packet_whose_extensions_the_c_loop_refuses_is_dropped_quietly(
+    room: Any, kind: str
+) -> None:
+    """rtp.parse checks the extension block; the C loop also checks each element in it. A
+    packet that passes the first and fails the second is dropped, not raised per packet (the
+    socket handler would log a traceback for each one a publisher sends)."""
+    r, wire = room
+    pub, sub = Bot("pub", True, encoded_video()), Bot("sub", False)
+    await join(r, wire, pub, 1)
+    await join(r, wire, sub, 2)
+    offer = await eventually(lambda: wire.take("sub", messages.OFFER))
+    answer = await sub.answer(offer[-1]["sdp"], first=False)
+    await r.handle(ref(2, "sub"), 2, {"type": "answer", "sdp": answer}, True)
+    await eventually(lambda: sub.stats.first_frame is not None)
+    peer = r.peers["1/pub"]
+    up = next(u for u in peer.uptracks.values() if u.kind == kind)
+    layer = await eventually(
+        lambda: next((x for x in up.layers if x.ssrc is not None and x.stats.received), None)
+    )
+    seq = (layer.stats._max_seq + 1) & 0xFFFF
+    header = struct.pack("!BBHII", 0x90, up.pt, seq, 123456, layer.ssrc)
+    bad = header + b"\xbe\xde\x00\x01" + b"\x25\x00\x00\x00" + b"data"  # id 2, 6 bytes: overruns
+    rtp.parse(bad)  # the block itself is fine
+    before = r.packets_out
+    peer.on_rtp(bad)
+    assert r.packets_out == before
+    await pub.close()
+    await sub.close()

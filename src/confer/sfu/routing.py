@@ -155,7 +155,10 @@ class MediaRouting:
         layer.rate.add(len(data), now)
         layer.last_packet = now
         if up.audio_level_id and view.ext_profile:
-            found = rtp.find_extension(data, view, up.audio_level_id)
+            try:
+                found = rtp.find_extension(data, view, up.audio_level_id)
+            except ValueError:  # an element overruns the block: the packet is malformed
+                return
             if found is not None:
                 level, voice = parse_audio_level(data[found[0] : found[0] + 1])
                 self.room.observe_level(up, level, voice, now)
@@ -165,10 +168,13 @@ class MediaRouting:
             size = vp8_frame_size(memoryview(data)[view.payload_start : view.payload_end])
             if size is not None:
                 layer.height = size[1]
+        try:
+            self.room.packets_out += up.forward(layer, data, view, now)
+        except ValueError:  # header extensions the C loop's full parse refuses: dropped, quietly
+            return
         tap = self.room.tap  # live captions (sfu/captions.py); None unless the meeting wants them
         if tap is not None and up.kind == "audio":
             tap.push(up, view.timestamp, data[view.payload_start : view.payload_end])
-        self.room.packets_out += up.forward(layer, data, view, now)
 
     # -- RTCP from this peer, as publisher (SR) and as subscriber (RR, NACK, PLI, REMB)
 
