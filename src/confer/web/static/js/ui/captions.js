@@ -1,8 +1,7 @@
 // Live captions (signaling type 40, docs/protocol.md) and the meeting transcript panel.
 // Caption text is speech recognised from other people: it only ever becomes text nodes.
 
-import { ApiError } from '../errors.js';
-import { API, call } from '../http.js';
+import { call, fetchBlob } from '../http.js';
 import { h, replace } from '../dom.js';
 import { displayName } from '../roster.js';
 import * as session from '../session.js';
@@ -84,21 +83,6 @@ export class CaptionsOverlay {
   }
 }
 
-async function authedGet(path, accept) {
-  const token = await session.accessToken();
-  const response = await fetch(API + path, { headers: { Authorization: `Bearer ${token}`, Accept: accept } });
-  if (!response.ok) {
-    let envelope = null;
-    try {
-      envelope = await response.json();
-    } catch {
-      envelope = null;
-    }
-    throw new ApiError({ status: response.status, code: envelope?.code, message: envelope?.message });
-  }
-  return response;
-}
-
 function clock(seconds) {
   const s = Math.max(0, Math.floor(Number(seconds) || 0));
   const hh = Math.floor(s / 3600);
@@ -145,8 +129,10 @@ export class TranscriptPanel {
   /** The downloads need the bearer token, so they go through fetch and a local object URL. */
   async download(fmt) {
     try {
-      const response = await authedGet(`/meetings/${encodeURIComponent(this.meetingId)}/transcript.${fmt}`, '*/*');
-      const url = URL.createObjectURL(await response.blob());
+      const blob = await fetchBlob(`/meetings/${encodeURIComponent(this.meetingId)}/transcript.${fmt}`, {
+        token: await session.accessToken(),
+      });
+      const url = URL.createObjectURL(blob);
       const a = h('a', { href: url, download: `meeting-${this.meetingId}-transcript.${fmt}`, hidden: true });
       document.body.append(a);
       a.click();
