@@ -408,3 +408,64 @@ def test_fuzzed_packets_never_crash_the_loop(junk: bytes, real: bytes, cut: int)
             assert view is not None
     for out in sent:
         rtp.parse(out)  # whatever went out is still a well-formed RTP packet
+
+
+def structured_packet() -> st.SearchStrategy[bytes]:
+    """Headers with every optional part (CSRCs, one- and two-byte or unknown extension
+    profiles, padding) and VP8/VP9-like payload descriptors, lengths often slightly wrong."""
+    return st.builds(
+        lambda cc, ext, profile, words, ext_body, payload, pad, pad_len, seq: (
+            bytes([0x80 | (0x20 if pad else 0) | (0x10 if ext else 0) | cc, 96])
+            + seq.to_bytes(2, "big")
+            + bytes(8)
+            + bytes(4 * cc)
+            + ((profile.to_bytes(2, "big") + words.to_bytes(2, "big") + ext_body) if ext else b"")
+            + payload
+            + (bytes([pad_len]) if pad else b"")
+        ),
+        st.integers(0, 3),
+        st.booleans(),
+        st.sampled_from([0xBEDE, 0x1000, 0x100F, 0x1234]),
+        st.integers(0, 6),
+        st.binary(max_size=28),
+        st.one_of(
+            st.binary(max_size=12),
+            st.tuples(st.sampled_from([0x80, 0x90, 0x10]), st.binary(max_size=8)).map(
+                lambda t: bytes([t[0]]) + t[1]
+            ),
+        ),
+        st.booleans(),
+        st.integers(0, 40),
+        st.integers(0, 0xFFFF),
+    )
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(structured_packet(), min_size=1, max_size=6), st.booleans())
+def test_structured_packets_match_the_python_forwarder_or_are_refused_by_both(
+    packets: list[bytes], vp9: bool
+) -> None:
+    up = uptrack("video", "vp9" if vp9 else "vp8", 7)
+    sent: list[bytes] = []
+    dt = subscribe(up, lambda b: sent.append(bytes(b)) or True, {3: ABS_SEND_TIME, 5: MID})
+    dt.seqmap = SeqMap(up.clock_rate, 100, 5)
+    ref_map, ref_munger = ReferenceSeqMap(up.clock_rate, 100, 5), ReferenceMunger()
+    ref_munger.switch()  # as subscribe()'s switch_to did to dt.munger
+    expected: list[bytes] = []
+    for i, data in enumerate(packets):
+        if i == 2:
+            dt.munger.switch()
+            ref_munger.switch()
+        now = 1.0 + i / 100
+        try:
+            ref = reference_write(
+                data, ref_map, ref_munger, vp9, 7, 100, dt.ssrc, dt.id_map, 3, now
+            )
+        except ValueError:
+            with pytest.raises(ValueError):
+                _fanout.forward(up.downtracks, up.layers[0], 7, data, now)
+            continue
+        _fanout.forward(up.downtracks, up.layers[0], 7, data, now)
+        if ref is not None:
+            expected.append(ref)
+    assert sent == expected
