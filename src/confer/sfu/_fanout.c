@@ -325,6 +325,15 @@ static Py_ssize_t window(Py_ssize_t len, Py_ssize_t start, Py_ssize_t size) {
     return len - start < size ? len - start : size;
 }
 
+/* Shift the packet's IDs by the current offsets (TL0PICIDX: VP8 only, `d` has none for VP9). */
+static void munger_shift(MungerObject *m, uint8_t *buf, Py_ssize_t start, const Descriptor *d) {
+    if (d->pic >= 0 && m->pic_offset)
+        write_picture_id(buf + start + d->pic_off, d->long_id,
+                         (d->pic + m->pic_offset) % (d->long_id ? 0x8000 : 0x80));
+    if (d->tl0_off && m->tl0_offset)
+        buf[start + d->tl0_off] = (buf[start + d->tl0_off] + m->tl0_offset) & 0xFF;
+}
+
 /* Remember the IDs of the packet being sent (what a later switch continues from). */
 static void munger_record(MungerObject *m, const uint8_t *buf, Py_ssize_t len, Py_ssize_t start,
                           int vp9) {
@@ -365,29 +374,15 @@ static void munger_rewrite(MungerObject *m, uint8_t *buf, Py_ssize_t len, Py_ssi
                 m->tl0_offset = (m->last_tl0 + 1 - buf[at_tl0]) & 0xFF;
         }
     }
-    if (m->pic_offset)
-        write_picture_id(buf + start + d.pic_off, d.long_id, (d.pic + m->pic_offset) % mod);
-    if (!vp9 && at_tl0 && m->tl0_offset)
-        buf[at_tl0] = (buf[at_tl0] + m->tl0_offset) & 0xFF;
+    munger_shift(m, buf, start, &d);
     munger_record(m, buf, len, start, vp9);
 }
 
 static void munger_apply(MungerObject *m, uint8_t *buf, Py_ssize_t len, Py_ssize_t start, int vp9) {
     Descriptor d;
     Py_ssize_t n = window(len, start, 6);
-    if (vp9) {
-        if (vp9_picture_id(buf + start, n, &d) && m->pic_offset)
-            write_picture_id(buf + start + d.pic_off, d.long_id,
-                             (d.pic + m->pic_offset) % (d.long_id ? 0x8000 : 0x80));
-        return;
-    }
-    if (!vp8_descriptor(buf + start, n, &d))
-        return;
-    if (d.pic >= 0 && m->pic_offset)
-        write_picture_id(buf + start + d.pic_off, d.long_id,
-                         (d.pic + m->pic_offset) % (d.long_id ? 0x8000 : 0x80));
-    if (d.tl0_off && m->tl0_offset)
-        buf[start + d.tl0_off] = (buf[start + d.tl0_off] + m->tl0_offset) & 0xFF;
+    if (vp9 ? vp9_picture_id(buf + start, n, &d) : vp8_descriptor(buf + start, n, &d))
+        munger_shift(m, buf, start, &d);
 }
 
 static int Munger_init(MungerObject *self, PyObject *args, PyObject *kwds) {
