@@ -244,6 +244,7 @@ def test_packets_too_short_or_too_long_for_srtp_are_refused() -> None:
         (bytes([0x90]) + bytes(11) + b"\xbe\xde\x00\x01\x25\x00\x00\x00", "one-byte extension"),
         (bytes([0x90]) + bytes(11) + b"\x10\x00\x00\x01\x05\x09\x00\x00", "two-byte extension"),
         (bytes([0xA0]) + bytes(11) + b"\x00", "padding"),
+        (bytes([0x80]) + bytes(0x10000), "longer than a UDP datagram"),
     ],
 )
 def test_malformed_packets_raise_value_error_and_send_nothing(data: bytes, message: str) -> None:

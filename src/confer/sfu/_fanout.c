@@ -660,6 +660,8 @@ static int parse_packet(Packet *p, const uint8_t *d, Py_ssize_t n) {
     p->two_byte = 0;
     if (n < 12)
         err = "RTP packet shorter than its fixed header";
+    else if (n > 0xFFFF) /* keeps every offset below within an int */
+        err = "RTP packet longer than a UDP datagram";
     else if (d[0] >> 6 != 2)
         err = "RTP version is not 2";
     if (err)
