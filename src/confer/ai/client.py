@@ -22,6 +22,12 @@ from confer.ai.worker import WorkerConfig, child_main
 
 log = logging.getLogger("confer.ai")
 
+# Opus packets waiting for the pipe past which new ones are dropped: 40 s of one speaker at
+# 20 ms frames (or 4 s of ten). Live captions feed every speaker continuously; a child that
+# stops reading must not grow the parent's memory without end.
+MAX_QUEUED_PACKETS = 2000
+BATCH = 256  # packets per pipe message at most
+
 
 class WorkerGone(RuntimeError):
     """The worker process could not start, or died."""
@@ -46,6 +52,7 @@ class WorkerClient:
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Any = None
         self.alive = False
+        self.dropped = 0  # packets refused because the outbox was full
 
     async def start(self, limit: float) -> dict[str, Any]:
         self._loop = asyncio.get_running_loop()
@@ -98,6 +105,9 @@ class WorkerClient:
         self._outbox.put(("open", key, meeting_id, user_id, language, tag))
 
     def feed(self, key: int, payload: bytes, rtp_timestamp: int | None) -> None:
+        if self._outbox.qsize() >= MAX_QUEUED_PACKETS:  # open/close/stop are never dropped
+            self.dropped += 1
+            return
         self._outbox.put(("packet", key, payload, rtp_timestamp))
 
     def close_stream(self, key: int) -> None:
@@ -106,25 +116,26 @@ class WorkerClient:
     # -- threads --------------------------------------------------------------------------
 
     def _write(self) -> None:
+        """Send the outbox in order, consecutive packets as one message; None (from `stop`)
+        ends the thread, also when it comes right after packets."""
         while True:
             msg = self._outbox.get()
-            if msg is None:
-                return
             batch: list[tuple[Any, ...]] = []
-            while msg is not None and msg[0] == "packet":
+            while msg and msg[0] == "packet":
                 batch.append(msg[1:])
-                if len(batch) >= 256:
+                msg = ()  # () = nothing left to send after the batch
+                if len(batch) >= BATCH:
                     break
-                try:
+                with contextlib.suppress(queue.Empty):
                     msg = self._outbox.get_nowait()
-                except queue.Empty:
-                    msg = None
             try:
                 if batch:
                     self._conn.send(("audio", batch))
-                if msg is not None and msg[0] != "packet":
+                if msg:
                     self._conn.send(msg)
             except (OSError, ValueError):
+                return
+            if msg is None:
                 return
 
     def _read(self) -> None:
