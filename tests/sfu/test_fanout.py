@@ -132,12 +132,20 @@ def udp() -> socket.socket:
     return s
 
 
-def test_srtp_from_the_c_loop_decrypts_to_what_the_python_path_would_send() -> None:
+def route_between(
+    sock: socket.socket, peer: socket.socket
+) -> tuple[_fanout.Route, pylibsrtp.Session]:
+    """A ready route from `sock` to `peer`, and the session that decrypts what it sends."""
     tx, rx = srtp_pair()
-    out_sock, in_sock = udp(), udp()
     route = _fanout.Route()
     route.set_srtp(tx, *adapter.srtp_protect_pointers(tx))
-    route.set_socket(out_sock.fileno(), "127.0.0.1", in_sock.getsockname()[1])
+    route.set_socket(sock.fileno(), "127.0.0.1", peer.getsockname()[1])
+    return route, rx
+
+
+def test_srtp_from_the_c_loop_decrypts_to_what_the_python_path_would_send() -> None:
+    out_sock, in_sock = udp(), udp()
+    route, rx = route_between(out_sock, in_sock)
     assert route.ready
     ssrc = rtp.parse(VIDEO[0]).ssrc
     up = uptrack("video", "vp8", ssrc)
@@ -179,11 +187,8 @@ def test_a_route_without_session_or_socket_sends_nothing() -> None:
 
 
 def test_a_route_owns_a_duplicate_fd_so_a_reused_fd_number_gets_nothing() -> None:
-    tx, rx = srtp_pair()
     sock, peer = udp(), udp()
-    route = _fanout.Route()
-    route.set_srtp(tx, *adapter.srtp_protect_pointers(tx))
-    route.set_socket(sock.fileno(), "127.0.0.1", peer.getsockname()[1])
+    route, rx = route_between(sock, peer)
     number, address = sock.fileno(), sock.getsockname()
     sock.close()  # as aioice closes a pair's socket
     reused = udp()  # the lowest free number: the one just closed
@@ -219,11 +224,8 @@ def test_a_time_that_is_not_finite_is_refused(now: float) -> None:
 
 
 def test_packets_too_short_or_too_long_for_srtp_are_refused() -> None:
-    tx, _ = srtp_pair()
     sock, peer = udp(), udp()
-    route = _fanout.Route()
-    route.set_srtp(tx, *adapter.srtp_protect_pointers(tx))
-    route.set_socket(sock.fileno(), "127.0.0.1", peer.getsockname()[1])
+    route, _ = route_between(sock, peer)
     try:
         assert route.send(b"\x80\x60\x00") is False
         assert route.send(AUDIO[0][:12] + bytes(_fanout.MAX_PACKET)) is False
