@@ -130,11 +130,9 @@ async def test_the_relay_captions_a_tapped_speaker_and_closes_on_leave(
         relay.on_frame({"op": "audio_end"})  # ignored
         assert set(relay.streams) == {(5, "7/p1/0")}
         stream = relay.streams[5, "7/p1/0"]
-        for _ in range(600):  # the AI worker starting may outlast IDLE_CLOSE: still held
-            if stream.key is not None:
-                break
-            await asyncio.sleep(0.1)
-        assert relay.streams.get((5, "7/p1/0")) is stream
+        # The open waits for the AI worker, whose start may outlast IDLE_CLOSE: still held.
+        await asyncio.wait_for(asyncio.gather(*relay._tasks), 60)
+        assert relay.streams.get((5, "7/p1/0")) is stream and stream.key is not None
         state = (relay.packets, relay.dropped, relay.streams, service.status())
         assert relay.packets == len(opus_packets(audio)) and relay.dropped == 0, state
         relay.close_where(5, 7, "p1")  # the peer left: its utterance is finalized
