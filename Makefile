@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
+# A C compiler for the SFU's forwarding loop (src/confer/sfu/_fanout.c, built by pip).
+BUILD_DEBS := gcc
 # Debian packages the test suite starts for real (databases, browser, speech synthesis).
-TEST_DEBS := postgresql redis-server chromium espeak-ng sox jq curl coturn
+TEST_DEBS := $(BUILD_DEBS) postgresql redis-server chromium espeak-ng sox jq curl coturn
 # The SFU benchmark runs the same load against Janus (VideoRoom) in a network namespace.
 BENCH_DEBS := $(TEST_DEBS) janus iproute2 wrk
 
-.PHONY: run install test bench lint format system-deps-test system-deps-bench clean
+.PHONY: run install test bench lint format system-deps-build system-deps-test system-deps-bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -22,7 +24,7 @@ $(STAMP): pyproject.toml setup.py src/confer/sfu/_fanout.c | $(PY)
 	$(PIP) install -q -e '.[media,ai]'
 	touch $@
 
-install: $(STAMP)
+install: system-deps-build $(STAMP)
 
 run: install
 	$(VENV)/bin/confer serve
@@ -31,8 +33,10 @@ $(TEST_STAMP): pyproject.toml setup.py src/confer/sfu/_fanout.c | $(PY)
 	$(PIP) install -q -e '.[dev,media,ai]'
 	touch $(STAMP) $@
 
-system-deps-test system-deps-bench: DEBS = $(if $(filter system-deps-bench,$@),$(BENCH_DEBS),$(TEST_DEBS))
-system-deps-test system-deps-bench:
+system-deps-build: DEBS = $(BUILD_DEBS)
+system-deps-test: DEBS = $(TEST_DEBS)
+system-deps-bench: DEBS = $(BENCH_DEBS)
+system-deps-build system-deps-test system-deps-bench:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run as root)"; exit 1; fi; \
