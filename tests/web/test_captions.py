@@ -23,7 +23,7 @@ from tests.support.api import Api, ok
 from tests.support.chromium import CHROMIUM
 from tests.support.servers import ConferServer
 from tests.web.client import Client
-from tests.web.conftest import DESKTOP, FLAGS, TRACK_PEER_CONNECTIONS
+from tests.web.conftest import DESKTOP, FLAGS, TRACK_PEER_CONNECTIONS, ClientFactory
 from websockets.sync.client import connect
 
 from confer.ai.model import ensure_model
@@ -324,3 +324,27 @@ def test_a_participant_muted_by_the_host_is_no_longer_captioned(
         listener.join(5)
         guest.close()
         api.close()
+
+
+def test_a_server_without_its_ai_service_offers_no_captions(
+    clients: ClientFactory, server_factory: Callable[..., ConferServer]
+) -> None:
+    """A meeting created with AI analysis on a server whose AI service is switched off: the room
+    shows neither the captions toggle nor the transcript (nothing would ever come)."""
+    no_ai = server_factory(
+        {
+            "CONFER_AI_ENABLED": "false",
+            "CONFER_SFU_ICE_ADDRESSES": "127.0.0.1",
+            "CONFER_SFU_WORKERS": "1",
+        }
+    )
+    host = clients("host", server=no_ai)
+    host.sign_up("Nora Noai")
+    host.create_meeting("Captions wanted", meeting_ai=True)
+    host.page.click("#created-meeting button.primary")
+    with host.page.expect_response(lambda r: r.url.endswith("/api/v1/ai/status")) as status:
+        host.join_from_prejoin()
+    assert status.value.json()["data"]["enabled"] is False
+    expect(host.page.locator("#room")).to_be_visible()
+    expect(host.page.locator("#ctl-captions")).to_be_hidden()
+    expect(host.page.locator("#ctl-transcript")).to_be_hidden()

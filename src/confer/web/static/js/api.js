@@ -62,6 +62,11 @@ export const auth = {
   },
 };
 
+/** The AI service's state: can this server caption at all? */
+export const ai = {
+  status: () => authed('GET', '/ai/status'),
+};
+
 export const users = {
   profile: () => authed('GET', '/users/profile'),
   updateProfile: (body) => authed('PUT', '/users/profile', { body }),

@@ -1,7 +1,7 @@
 // The meeting room: header, video grid, side panels, controls; joins signaling and media.
 // Message handling lives in room-messages.js; this file wires the pieces and their lifecycle.
 
-import { meetings } from '../api.js';
+import { ai, meetings } from '../api.js';
 import * as devices from '../devices.js';
 import { h, icon, replace } from '../dom.js';
 import { describe, SignalingError } from '../errors.js';
@@ -66,10 +66,19 @@ export async function renderRoom(root, { meeting, joined, stream, prefs, navigat
   });
   ctx.captions = new CaptionsOverlay({ roster: ctx.roster });
   ctx.transcript = new TranscriptPanel({ meetingId: meeting.meeting_id });
+  // Captions need the meeting's AI analysis and a server whose AI service can run.
+  let aiAnalysis = false;
+  let serverCaptions = true;
   ctx.setAiAnalysis = (on) => {
-    ctx.captions.setAvailable(on);
-    ctx.controls.setCaptions(Boolean(on), ctx.captions.on);
+    aiAnalysis = Boolean(on);
+    const usable = aiAnalysis && serverCaptions;
+    ctx.captions.setAvailable(usable);
+    ctx.controls.setCaptions(usable, ctx.captions.on);
   };
+  ai.status().then(
+    (s) => { serverCaptions = Boolean(s?.enabled) && s.state !== 'failed'; },
+    (err) => { serverCaptions = err?.code !== 40001; }, // 40001: no AI service on this server
+  ).then(() => ctx.setAiAnalysis(aiAnalysis));
   const panel = h('aside', { class: 'side-panel', id: 'side-panel', hidden: true });
   const closePanel = h('button', { type: 'button', class: 'panel-close', 'aria-label': 'Close panel', onclick: () => openPanel(null) }, icon('close'));
   let openName = null;
