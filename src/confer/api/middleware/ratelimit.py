@@ -10,8 +10,8 @@ Which bucket a request takes from:
 
 The middleware verifies the bearer token itself (the handler has not run yet; the codec keeps
 verified tokens, so the handler's own check is free). A forged token fails verification and
-lands in the IP bucket. The client IP is uvicorn's,
-which honours `X-Forwarded-For` only from `CONFER_FORWARDED_ALLOW_IPS` (the gateway).
+lands in the IP bucket. The client IP is uvicorn's, which honours `X-Forwarded-For` only from
+`CONFER_FORWARDED_ALLOW_IPS` (the gateway).
 """
 
 from __future__ import annotations
