@@ -18,11 +18,13 @@ Nobody can kick, mute, re-role or restrict the host.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,13 +66,21 @@ def wrong_password() -> AppError:
 
 
 class PasswordAttempts:
-    """Wrong meeting passwords per (user, meeting) in a sliding window, in this process.
+    """Wrong meeting passwords per (user, meeting): at most `limit` within `window` seconds.
 
     argon2 already makes each guess cost tens of milliseconds; this caps guesses per meeting.
+    With Redis (the shared rate limiter's connection) the count is shared by every process, so
+    more workers do not mean more guesses: a counter that expires `window` seconds after the
+    first failure. Without Redis, or while it fails, this process's own sliding window counts.
     """
 
-    def __init__(self, limit: int, window: float, max_keys: int = 50_000) -> None:
+    PREFIX = "confer:pw:"
+
+    def __init__(
+        self, limit: int, window: float, max_keys: int = 50_000, redis: Any | None = None
+    ) -> None:
         self.limit, self.window, self.max_keys = limit, window, max_keys
+        self.redis = redis
         self._failures: dict[tuple[int, int], deque[float]] = {}
 
     def _recent(self, key: tuple[int, int], now: float) -> deque[float]:
@@ -83,21 +93,45 @@ class PasswordAttempts:
             stamps.popleft()
         return stamps
 
-    def check(self, user_id: int, meeting_id: int) -> None:
+    def _refuse(self, retry: float) -> RateLimited:
+        return RateLimited(
+            "Too many wrong meeting passwords; try again later",
+            headers={"Retry-After": str(max(1, int(retry) + 1))},
+        )
+
+    async def check(self, user_id: int, meeting_id: int) -> None:
+        if self.redis is not None:
+            key = f"{self.PREFIX}{user_id}:{meeting_id}"
+            try:
+                count, ttl = await self.redis.pipeline().get(key).pttl(key).execute()
+            except RedisError:
+                pass  # counted locally below until Redis is back
+            else:
+                if count is not None and int(count) >= self.limit:
+                    raise self._refuse(max(ttl, 0) / 1000)
+                return
         now = time.monotonic()
         stamps = self._recent((user_id, meeting_id), now)
         if len(stamps) >= self.limit:
-            retry = max(1, int(self.window - (now - stamps[0])) + 1)
-            raise RateLimited(
-                "Too many wrong meeting passwords; try again later",
-                headers={"Retry-After": str(retry)},
-            )
+            raise self._refuse(self.window - (now - stamps[0]))
 
-    def failed(self, user_id: int, meeting_id: int) -> None:
-        self._recent((user_id, meeting_id), time.monotonic()).append(time.monotonic())
+    async def failed(self, user_id: int, meeting_id: int) -> None:
+        if self.redis is not None:
+            key = f"{self.PREFIX}{user_id}:{meeting_id}"
+            try:
+                pipe = self.redis.pipeline().incr(key).expire(key, int(self.window) + 1, nx=True)
+                await pipe.execute()
+                return
+            except RedisError:
+                pass
+        now = time.monotonic()
+        self._recent((user_id, meeting_id), now).append(now)
 
-    def succeeded(self, user_id: int, meeting_id: int) -> None:
+    async def succeeded(self, user_id: int, meeting_id: int) -> None:
         self._failures.pop((user_id, meeting_id), None)
+        if self.redis is not None:
+            with contextlib.suppress(RedisError):
+                await self.redis.delete(f"{self.PREFIX}{user_id}:{meeting_id}")
 
 
 @dataclass(slots=True)
@@ -132,11 +166,11 @@ async def join(
     if acc.kicked:
         raise Forbidden("You were removed from this meeting and cannot rejoin")
     if not acc.is_host and meeting.password_hash is not None:
-        attempts.check(user_id, meeting_id)
+        await attempts.check(user_id, meeting_id)
         if not password or not await verify_password(meeting.password_hash, password):
-            attempts.failed(user_id, meeting_id)
+            await attempts.failed(user_id, meeting_id)
             raise wrong_password()
-        attempts.succeeded(user_id, meeting_id)
+        await attempts.succeeded(user_id, meeting_id)
     already = p is not None and p.state == JOINED
     if (
         not acc.is_host

@@ -137,8 +137,12 @@ async def _member(s: Session, p: Participant) -> ParticipantOut:
 def _attempts(ctx: Ctx) -> PasswordAttempts:
     attempts = ctx.extras.get("meeting_password_attempts")
     if attempts is None:
+        # With Redis configured the shared rate limiter holds a connection: count there.
+        redis = getattr(ctx.extras.get("rate_limiter"), "redis", None)
         attempts = ctx.extras["meeting_password_attempts"] = PasswordAttempts(
-            ctx.settings.meeting_password_attempts, ctx.settings.meeting_password_window
+            ctx.settings.meeting_password_attempts,
+            ctx.settings.meeting_password_window,
+            redis=redis,
         )
     return attempts  # type: ignore[no-any-return]
 
