@@ -21,6 +21,8 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from confer.api.middleware.headers import add_vary
+
 _TRAILING_TIMESTAMP = re.compile(rb',"timestamp":"[0-9T:.+\-Z]{1,40}"}$')
 _DROP_ON_304 = {b"content-length", b"content-type", b"content-encoding"}
 
@@ -37,15 +39,6 @@ def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
         return True
     tag = etag.removeprefix(b"W/")
     return any(c.strip().removeprefix(b"W/") == tag for c in if_none_match.split(b","))
-
-
-def add_vary(headers: list[tuple[bytes, bytes]], value: bytes) -> None:
-    for i, (k, v) in enumerate(headers):
-        if k == b"vary":
-            if value.lower() not in [p.strip().lower() for p in v.split(b",")]:
-                headers[i] = (k, v + b", " + value)
-            return
-    headers.append((b"vary", value))
 
 
 class CachingMiddleware:

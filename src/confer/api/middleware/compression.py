@@ -12,16 +12,9 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from confer.api.middleware.caching import add_vary
+from confer.api.middleware.headers import add_vary, header
 
 GZIP_WBITS = 16 + zlib.MAX_WBITS
-
-
-def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for k, v in headers:
-        if k.lower() == name:
-            return v
-    return None
 
 
 class GzipMiddleware:
@@ -39,16 +32,16 @@ class GzipMiddleware:
         self.excluded = frozenset(t.lower() for t in exclude_content_types)
 
     def compressible(self, headers: list[tuple[bytes, bytes]], status: int) -> bool:
-        if status in (204, 206, 304) or _header(headers, b"content-encoding") is not None:
+        if status in (204, 206, 304) or header(headers, b"content-encoding") is not None:
             return False
-        media = (_header(headers, b"content-type") or b"").split(b";")[0].strip().lower().decode()
+        media = (header(headers, b"content-type") or b"").split(b";")[0].strip().lower().decode()
         return bool(media) and not {media, media.partition("/")[0] + "/*"} & self.excluded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        accept = _header(scope["headers"], b"accept-encoding") or b""
+        accept = header(scope["headers"], b"accept-encoding") or b""
         wants_gzip = b"gzip" in accept.lower()
         start: Message | None = None
         compressor: zlib._Compress | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from confer.api.envelope import error_response
+from confer.api.middleware.headers import header
 from confer.auth.tokens import TokenCodec
 from confer.errors import AppError
 from confer.ratelimit import Rate, RateLimiter
@@ -83,14 +84,10 @@ class RateLimitMiddleware:
 
     def _user_of(self, scope: Scope) -> int | None:
         """The user id of a valid bearer token, or None."""
-        header = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                header = value
-                break
-        if not header:
+        authorization = header(scope["headers"], b"authorization")
+        if not authorization:
             return None
-        scheme, _, token = header.partition(b" ")
+        scheme, _, token = authorization.partition(b" ")
         if scheme.lower() != b"bearer":
             return None
         try:
