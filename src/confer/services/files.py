@@ -129,13 +129,17 @@ class Files:
         if meeting.status == "ended":
             raise meeting_ended()
 
-    async def get(self, user_id: int, file_id: str) -> StoredFile:
-        if not FILE_ID_PATTERN.fullmatch(file_id):
+    @staticmethod
+    async def _row(s: AsyncSession, file_id: str) -> StoredFile:
+        """The file's row; 404 alike for an id that is malformed and one that is unknown."""
+        row = await s.get(StoredFile, file_id) if FILE_ID_PATTERN.fullmatch(file_id) else None
+        if row is None:
             raise file_not_found()
+        return row
+
+    async def get(self, user_id: int, file_id: str) -> StoredFile:
         async with self.db.session() as s:
-            row = await s.get(StoredFile, file_id)
-            if row is None:
-                raise file_not_found()
+            row = await self._row(s, file_id)
             await self._membership(s, user_id, row.meeting_id)
             return row
 
@@ -160,12 +164,8 @@ class Files:
 
     async def delete(self, user_id: int, file_id: str) -> None:
         """The uploader (even after leaving or being removed) or the host may delete."""
-        if not FILE_ID_PATTERN.fullmatch(file_id):
-            raise file_not_found()
         async with self.db.session() as s:
-            row = await s.get(StoredFile, file_id)
-            if row is None:
-                raise file_not_found()
+            row = await self._row(s, file_id)
             if row.uploader_id != user_id:
                 _, is_host = await self._membership(s, user_id, row.meeting_id)
                 if not is_host:
