@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from confer.signaling.codec import Codec, Outbound
@@ -131,11 +131,15 @@ class Connection:
             except Exception:  # the socket is closing: the receive loop will notice
                 self._gone()
             return
+        self._enqueue(data, self._flush)
+
+    def _enqueue(self, data: str | bytes, flush: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Queue behind what waits (closing a socket whose queue is full); start `flush`."""
         if self._full():
             return
         self.queue.append(data)
         if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
+            self._flusher = asyncio.create_task(flush())
 
     def _full(self) -> bool:
         if len(self.queue) < self.queue_limit:
@@ -160,11 +164,7 @@ class Connection:
             else:
                 self._gone()
             return
-        if self._full():
-            return
-        self.queue.append(data)
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_frames(wire))
+        self._enqueue(data, lambda: self._flush_frames(wire))
 
     async def _flush_frames(self, wire: Wire) -> None:
         queue = self.queue
