@@ -83,6 +83,9 @@ class PasswordAttempts:
         self.redis = redis
         self._failures: dict[tuple[int, int], deque[float]] = {}
 
+    def _key(self, user_id: int, meeting_id: int) -> str:
+        return f"{self.PREFIX}{user_id}:{meeting_id}"
+
     def _recent(self, key: tuple[int, int], now: float) -> deque[float]:
         stamps = self._failures.get(key)
         if stamps is None:
@@ -101,7 +104,7 @@ class PasswordAttempts:
 
     async def check(self, user_id: int, meeting_id: int) -> None:
         if self.redis is not None:
-            key = f"{self.PREFIX}{user_id}:{meeting_id}"
+            key = self._key(user_id, meeting_id)
             try:
                 count, ttl = await self.redis.pipeline().get(key).pttl(key).execute()
             except RedisError:
@@ -117,7 +120,7 @@ class PasswordAttempts:
 
     async def failed(self, user_id: int, meeting_id: int) -> None:
         if self.redis is not None:
-            key = f"{self.PREFIX}{user_id}:{meeting_id}"
+            key = self._key(user_id, meeting_id)
             try:
                 pipe = self.redis.pipeline().incr(key).expire(key, int(self.window) + 1, nx=True)
                 await pipe.execute()
@@ -131,7 +134,7 @@ class PasswordAttempts:
         self._failures.pop((user_id, meeting_id), None)
         if self.redis is not None:
             with contextlib.suppress(RedisError):
-                await self.redis.delete(f"{self.PREFIX}{user_id}:{meeting_id}")
+                await self.redis.delete(self._key(user_id, meeting_id))
 
 
 @dataclass(slots=True)
