@@ -22,7 +22,7 @@ IPC frames, worker -> API: {"op": "audio", "meeting_id": m, "packets": [[stream,
 rtp_ts, base64 payload], ...]} and {"op": "audio_end", "meeting_id": m, "stream": s}. The
 stream id is the uptrack key, "user_id/peer_id/mid". API -> worker: the `handle` op carries
 "captions": bool, and {"op": "captions", "meeting_id": m, "enabled": bool} follows a change
-of the meeting's setting (polled every `SETTINGS_POLL` s).
+of the meeting's setting (the hub's MEETING_UPDATED, through `SfuPlane.settings_changed`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ MAX_BACKLOG = 1 << 20  # bytes waiting on the IPC socket past which audio batche
 MAX_PENDING = 1500  # packets held per stream while the AI worker starts (30 s of 20 ms frames)
 IDLE_CLOSE = 5.0  # seconds without a packet after which a stream is closed (finalized)
 RETRY_AFTER = 10.0  # seconds before trying again to open a stream the AI service refused
-SETTINGS_POLL = 1.0  # seconds between checks of the meetings' AI setting (it may be changed)
 
 
 class AudioTap:
@@ -131,7 +130,6 @@ class CaptionRelay:
         self.packets = 0
         self.dropped = 0
         self._sweeper: asyncio.Task[None] | None = None
-        self._watcher: asyncio.Task[None] | None = None
         self.flags: dict[int, bool] = {}  # meeting -> what its SFU worker was last told
         self._tasks: set[asyncio.Task[None]] = set()
         # (meeting, user) -> muted by the host; SfuPlane points it at its own record
@@ -160,30 +158,18 @@ class CaptionRelay:
         on = self.flags[meeting_id] = self.enabled(meeting_id)
         return on
 
-    def watch(self, plane: Any) -> None:
-        """Follow changes of the meetings' AI setting (MEETING_UPDATED) to their workers."""
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.ensure_future(self._watch(plane))
-
-    async def _watch(self, plane: Any) -> None:
-        from confer.errors import AppError
-
-        while True:
-            await asyncio.sleep(SETTINGS_POLL)
-            for meeting_id, told in list(self.flags.items()):
-                on = self.enabled(meeting_id)
-                w = plane.worker_of(meeting_id)
-                if w is None:  # no media here any more; the next handle() tells afresh
-                    self.flags.pop(meeting_id, None)
-                    continue
-                if on == told:
-                    continue
-                self.flags[meeting_id] = on
-                if not on:
-                    self.close_where(meeting_id, keep_flag=True)
-                msg = {"op": "captions", "meeting_id": meeting_id, "enabled": on}
-                with contextlib.suppress(AppError):
-                    await plane._request(w, msg)
+    def update(self, meeting_id: int) -> dict[str, Any] | None:
+        """The message for the meeting's worker when its AI setting no longer matches what the
+        worker was told; None when it matches, or when no worker was told yet (the next
+        `handle` carries the flag)."""
+        told = self.flags.get(meeting_id)
+        on = self.enabled(meeting_id)
+        if told is None or on == told:
+            return None
+        self.flags[meeting_id] = on
+        if not on:
+            self.close_where(meeting_id, keep_flag=True)
+        return {"op": "captions", "meeting_id": meeting_id, "enabled": on}
 
     # -- frames from SFU workers
 
@@ -293,7 +279,7 @@ class CaptionRelay:
     async def close(self) -> None:
         for stream_id in list(self.streams):
             self.close_stream(stream_id)
-        for task in [self._sweeper, self._watcher, *self._tasks]:
+        for task in [self._sweeper, *self._tasks]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

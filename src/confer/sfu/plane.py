@@ -134,8 +134,6 @@ class SfuPlane:
             raise ValidationFailed("payload must be an object")
         await self._ensure_started()
         self.peers.setdefault(peer.meeting_id, {})[(peer.user_id, peer.peer_id)] = peer
-        if self.captions is not None:
-            self.captions.watch(self)
         await self._request(
             self._worker_for(peer.meeting_id),
             {
@@ -159,6 +157,8 @@ class SfuPlane:
         await self._request(w, {"op": "peer_left", "peer": asdict(peer)})
         if not peers:
             self._forget(peer.meeting_id)
+            if self.captions is not None:
+                self.captions.close_where(peer.meeting_id)
 
     async def set_publish_allowed(
         self, meeting_id: int, user_id: int, media_type: str, allowed: bool
@@ -171,6 +171,12 @@ class SfuPlane:
         w = self.placement.get(meeting_id)
         if w is not None:
             await self._request(w, self._allowed_msg(meeting_id, user_id, media_type, allowed))
+
+    async def settings_changed(self, meeting_id: int) -> None:
+        msg = self.captions.update(meeting_id) if self.captions is not None else None
+        w = self.placement.get(meeting_id)
+        if msg is not None and w is not None:
+            await self._request(w, msg)
 
     async def meeting_ended(self, meeting_id: int) -> None:
         w = self.placement.get(meeting_id)

@@ -55,5 +55,9 @@ class MediaPlane(Protocol):
         """Stop (or resume) forwarding a user's `audio`, `video` or `screen` media: host mute,
         role moved to audience, screen-share permission withdrawn."""
 
+    async def settings_changed(self, meeting_id: int) -> None:
+        """The meeting's settings changed (MEETING_UPDATED; the hub's room has the new ones):
+        e.g. AI analysis turned on or off, which starts or stops live captions."""
+
     async def meeting_ended(self, meeting_id: int) -> None:
         """Tear down every transport of the meeting."""

@@ -150,6 +150,12 @@ class Moderation:
             if settings.get("allow_self_unmute"):
                 for s in room.sessions.values():
                     s.locked.clear()
+            plane = self.hub.media
+            if plane is not None:
+                try:
+                    await plane.settings_changed(room.meeting_id)
+                except Exception:
+                    log.exception("media plane refused settings_changed")
         self._tell_room(
             room,
             message(
