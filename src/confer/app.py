@@ -16,7 +16,7 @@ from confer import __version__, sfu, signaling, web
 from confer import ai as ai_service
 from confer.api.envelope import ERROR_RESPONSES, JSONResponse, error_response
 from confer.api.middleware import install_middleware
-from confer.api.routes import ai, auth, health, media, meetings, users
+from confer.api.routes import API_PREFIX, ai, auth, health, media, meetings, participants, users
 from confer.api.routes import docs as api_docs
 from confer.api.routes import metrics as metrics_route
 from confer.api.routes import transcripts as transcripts_route
@@ -25,8 +25,6 @@ from confer.context import AppContext
 from confer.errors import AppError
 
 log = logging.getLogger("confer")
-
-API_PREFIX = "/api/v1"
 
 _HTTP_TYPES = {
     400: "BadRequest",
@@ -139,12 +137,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     install_error_handlers(app)
-    for module in (auth, users, meetings, media, ai):
-        app.include_router(module.router, prefix=API_PREFIX)
-    app.include_router(health.router)
-    app.include_router(metrics_route.router)
+    # The routes themselves, not included routers (see `api_router`); the hottest come first.
+    for module in (users, meetings, participants, auth, media, ai, transcripts_route):
+        app.router.routes.extend(module.router.routes)
+    app.router.routes.extend(health.router.routes)
+    app.router.routes.extend(metrics_route.router.routes)
     api_docs.install(app, API_PREFIX)
-    app.include_router(transcripts_route.router, prefix=API_PREFIX)
     ai_service.install(app)  # before signaling: the hub looks the AI service up
     sfu.install(app)  # the media plane the hub finds in ctx.extras["media"]
     signaling.install(app)

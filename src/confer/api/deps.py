@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Integer, Row, bindparam, select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from confer.context import AppContext
@@ -54,7 +54,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 # Reads that need only the caller's own columns skip the ORM session and the User object: one
-# prepared statement on a pooled connection (the profile read is among the hottest routes).
+# statement on the driver (the profile read is among the hottest routes).
 _USER_ROW = select(
     User.id,
     User.username,
@@ -66,15 +66,14 @@ _USER_ROW = select(
 ).where(User.id == bindparam("user_id", type_=Integer))
 
 
-async def current_user_row(request: Request, ctx: Ctx) -> Row[Any]:
+async def current_user_row(request: Request, ctx: Ctx) -> Any:
     """`current_user` for read-only routes: the same checks, the user's columns as a row."""
     claims = ctx.codec.decode_access(bearer_token(request))
-    async with ctx.db.reader.connect() as conn:
-        user = (await conn.execute(_USER_ROW, {"user_id": claims.user_id})).first()
+    user = await ctx.db.reads.first(_USER_ROW, {"user_id": claims.user_id})
     if user is None or not user.is_active:
         raise token_invalid("The token's user no longer exists")
     request.state.user_id = user.id
     return user
 
 
-CurrentUserRow = Annotated[Row[Any], Depends(current_user_row)]
+CurrentUserRow = Annotated[Any, Depends(current_user_row)]

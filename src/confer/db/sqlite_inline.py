@@ -29,11 +29,11 @@ from sqlalchemy.util import await_
 
 DRIVER = "confer_inline"
 _T = TypeVar("_T")
-_FIRST_BACKOFF = 0.0005
-_MAX_BACKOFF = 0.02
+FIRST_BACKOFF = 0.0005
+MAX_BACKOFF = 0.02
 
 
-def _locked(exc: sqlite3.OperationalError) -> bool:
+def locked(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) in (
         sqlite3.SQLITE_BUSY,
         sqlite3.SQLITE_LOCKED,
@@ -49,19 +49,19 @@ def _retrying(timeout: float, call: Callable[[], _T]) -> _T:
     """`call()`, retried with async sleeps while the database is locked."""
     await_(_ready())
     deadline = None
-    backoff = _FIRST_BACKOFF
+    backoff = FIRST_BACKOFF
     while True:
         try:
             return call()
         except sqlite3.OperationalError as exc:
-            if not _locked(exc):
+            if not locked(exc):
                 raise
             now = time.monotonic()
             deadline = deadline or now + timeout
             if now >= deadline:
                 raise
             await_(asyncio.sleep(backoff))
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+            backoff = min(backoff * 2, MAX_BACKOFF)
 
 
 class _Cursor(sqlite3.Cursor):

@@ -37,13 +37,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from confer.auth.passwords import hash_password
 from confer.bus import EventBus, events
 from confer.config import Settings
 from confer.db.models import Meeting, Participant, StoredFile, User, utcnow
+from confer.db.reads import Reads
 from confer.errors import ValidationFailed, meeting_not_found
 from confer.services.meeting_access import (
     ACTIVE,
@@ -274,7 +275,7 @@ def _listing_statements(with_status: bool) -> tuple[Select[Any], Select[Any]]:
         base = base.where(Meeting.status == bindparam("status", type_=String))
     page = (
         base.add_columns(func.count().over().label("total"))
-        .order_by(Meeting.start_time.desc(), Meeting.id.desc())
+        .order_by(Meeting.start_time.desc().nulls_last(), Meeting.id.desc())
         .offset(bindparam("offset", type_=Integer))
         .limit(bindparam("limit", type_=Integer))
     )
@@ -285,23 +286,21 @@ _LISTING = {with_status: _listing_statements(with_status) for with_status in (Fa
 
 
 async def listing(
-    conn: AsyncConnection, user_id: int, status: str | None, page: int, page_size: int
+    reads: Reads, user_id: int, status: str | None, page: int, page_size: int
 ) -> tuple[list[MeetingView], int]:
-    """One page of the meetings `user_id` may see, and how many there are in all (a Core
-    read on a plain connection: no ORM unit of work for the hottest list)."""
+    """One page of the meetings `user_id` may see, and how many there are in all (on the
+    driver: no ORM unit of work and no engine for the hottest list)."""
     page_query, count_query = _LISTING[status is not None]
     params: dict[str, Any] = {"user_id": user_id}
     if status is not None:
         params["status"] = status
-    rows = (
-        await conn.execute(
-            page_query, {**params, "offset": (page - 1) * page_size, "limit": page_size}
-        )
-    ).all()
+    rows = await reads.all(
+        page_query, {**params, "offset": (page - 1) * page_size, "limit": page_size}
+    )
     if rows or page == 1:
         total = rows[0].total if rows else 0
     else:  # past the last page: the window count has no row to ride on
-        total = await conn.scalar(count_query, params)
+        total = (await reads.first(count_query, params))[0]
     views = []
     for row in rows:
         role = row.role

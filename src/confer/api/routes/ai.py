@@ -6,16 +6,17 @@ import base64
 import binascii
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import BaseModel, Field, field_validator
 
 from confer.ai.audio import FORMATS, AudioError, sniff
 from confer.ai.service import AIService, ai_failed, ai_unavailable
 from confer.api.deps import Ctx, CurrentUser
 from confer.api.envelope import Envelope
+from confer.api.routes import API_PREFIX, api_router
 from confer.errors import PayloadTooLarge, ValidationFailed
 
-router = APIRouter(tags=["ai"])
+router = api_router(API_PREFIX, tags=["ai"])
 
 AudioFormat = Literal["wav", "webm", "ogg", "ogg-opus", "opus", "mp3", "pcm"]
 assert set(AudioFormat.__args__) == set(FORMATS)  # type: ignore[attr-defined]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import Body
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from confer.api.deps import Ctx, CurrentUser, Session
 from confer.api.envelope import Envelope
+from confer.api.routes import API_PREFIX, api_router
 from confer.errors import ValidationFailed
 from confer.services.accounts import TokenPair
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = api_router(f"{API_PREFIX}/auth", tags=["auth"])
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 

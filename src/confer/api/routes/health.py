@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import literal, select
 
 from confer.api.deps import Ctx
 from confer.api.envelope import Envelope, JSONResponse, error_response
+from confer.api.routes import api_router
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=["health"])
+_PING = select(literal(1).label("ok"))
 
 
 class Health(BaseModel):
@@ -20,8 +21,7 @@ class Health(BaseModel):
 @router.get("/health", response_model=Envelope[Health])
 async def health(ctx: Ctx) -> Envelope[Health] | JSONResponse:
     try:
-        async with ctx.db.reader.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ctx.db.reads.first(_PING)
     except Exception as exc:
         return error_response(503, "Database unavailable", "ServiceUnavailable", str(exc)[:200])
     return Envelope(data=Health(status="ok", database="ok"))

@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from confer.api.deps import Ctx, current_user
 from confer.api.envelope import Envelope, Page, Timestamp, total_pages
+from confer.api.routes import API_PREFIX, api_router
 from confer.api.routes.meeting_params import (
     MeetingId,
     PageNo,
@@ -32,7 +33,7 @@ from confer.services.files import Files, too_large
 from confer.storage import create_storage
 from confer.storage.formdata import FormError, FormReader, FormTooLarge, boundary_of
 
-router = APIRouter(tags=["media"])
+router = api_router(API_PREFIX, tags=["media"])
 
 # Room for the form's other parts and headers on top of the file itself.
 FORM_OVERHEAD = 64 * 1024

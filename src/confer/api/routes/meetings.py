@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from confer.api.deps import Ctx, CurrentUser, CurrentUserRow, Session
 from confer.api.envelope import Envelope, Timestamp, iso, respond_data, total_pages
-from confer.api.routes import participants
+from confer.api.routes import API_PREFIX, api_router
 from confer.api.routes.media import get_files
 from confer.api.routes.meeting_params import (
     MeetingId,
@@ -28,8 +28,7 @@ from confer.services.files import Files
 from confer.services.meeting_input import MeetingDraft, MeetingPatch
 from confer.services.meetings import MeetingStatus, MeetingView
 
-router = APIRouter(prefix="/meetings", tags=["meetings"])
-router.include_router(participants.router)
+router = api_router(f"{API_PREFIX}/meetings", tags=["meetings"])
 
 
 class MeetingSettingsOut(BaseModel):
@@ -162,8 +161,7 @@ async def list_meetings(
     """Meetings the caller hosts or joined (and was not kicked from), and public ones not ended;
     latest start first."""
     check_page_size(ctx.settings, page_size)
-    async with ctx.db.reader.connect() as conn:
-        views, total = await svc.listing(conn, user.id, status, page, page_size)
+    views, total = await svc.listing(ctx.db.reads, user.id, status, page, page_size)
     return respond_data(
         {
             "meetings": [meeting_item(v) for v in views],

@@ -12,14 +12,15 @@ import hmac
 import ipaddress
 import os
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from confer.api.deps import Ctx
+from confer.api.routes import api_router
 from confer.errors import Forbidden, Unauthorized
 
-router = APIRouter(tags=["operations"])
+router = api_router(tags=["operations"])
 
 
 def _registry() -> CollectorRegistry:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, Query, Request
 from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from confer.api.deps import Ctx, CurrentUser, Session
 from confer.api.envelope import Envelope, Page, Timestamp, total_pages
+from confer.api.routes import API_PREFIX, api_router
 from confer.api.routes.meeting_params import (
     MAX_ID,
     MeetingId,
@@ -28,7 +29,7 @@ from confer.services.chat_history import history
 from confer.services.ice import ice_servers_for
 from confer.services.participants import AssignableRole, MediaType, Member, PasswordAttempts
 
-router = APIRouter()
+router = api_router(f"{API_PREFIX}/meetings", tags=["meetings"])
 
 
 class JoinIn(BaseModel):

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from sqlalchemy import select
 
 from confer.ai.transcripts import TranscriptStore, as_json, as_srt, as_vtt
 from confer.api.deps import Ctx, CurrentUser, Session
 from confer.api.envelope import Envelope
+from confer.api.routes import API_PREFIX, api_router
 from confer.api.routes.meeting_params import MeetingId
 from confer.db.models import Meeting, Participant
 from confer.errors import Forbidden, meeting_not_found
 
-router = APIRouter(tags=["ai"])
+router = api_router(API_PREFIX, tags=["ai"])
 
 Format = Literal["json", "vtt", "srt"]
 _MEDIA = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip; charset=utf-8"}

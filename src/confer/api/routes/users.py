@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic import BaseModel, EmailStr, Field
-from sqlalchemy import Row, select
+from sqlalchemy import select
 
 from confer.api.deps import Ctx, CurrentUser, CurrentUserRow, Session
 from confer.api.envelope import Envelope, Timestamp, respond
+from confer.api.routes import API_PREFIX, api_router
 from confer.api.routes.auth import LoginOut, login
 from confer.db.models import User
 from confer.errors import Conflict, ErrorCode
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = api_router(f"{API_PREFIX}/users", tags=["users"])
 
 
 class ProfileOut(BaseModel):
@@ -45,7 +46,8 @@ class PasswordChanged(BaseModel):
     changed_at: Timestamp
 
 
-def profile_of(user: User | Row[Any]) -> ProfileOut:
+def profile_of(user: User | Any) -> ProfileOut:
+    """From the ORM user or the row `CurrentUserRow` reads (the same attribute names)."""
     return ProfileOut(
         user_id=user.id,
         username=user.username,
