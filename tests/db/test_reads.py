@@ -71,8 +71,12 @@ async def test_rows_hold_the_values_the_engine_reads(db: Database) -> None:
     host_id, guest_id = await seed(db)
     assert db.reads.direct
     for user_id in (host_id, guest_id):
-        for with_status, extra in ((False, {}), (True, {"status": "scheduled"})):
-            stmt = _LISTING[with_status][0]
+        for (with_status, windowed), extra in (
+            ((False, False), {}),
+            ((True, False), {"status": "scheduled"}),
+            ((False, True), {}),
+        ):
+            stmt = _LISTING[with_status, windowed][0]
             params = {"user_id": user_id, "offset": 0, "limit": 20, **extra}
             direct = await db.reads.all(stmt, params)
             assert [tuple(r) for r in direct] == await engine_rows(db, stmt, params)
