@@ -166,3 +166,27 @@ async def test_the_direct_sqlite_connection_cannot_write(tmp_path: Path) -> None
             database.reads._sqlite.execute("DELETE FROM users")
     finally:
         await database.dispose()
+
+
+async def test_the_meeting_list_looks_meetings_up_by_index_never_by_scanning(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}"
+    await upgrade_async(url)
+    database = Database(url)
+    try:
+        for with_status, windowed in _LISTING:
+            for stmt in _LISTING[with_status, windowed]:
+                compiled = database.reads.compile(stmt)
+                args = compiled.args({"user_id": 1, "status": "active", "offset": 0, "limit": 20})
+                plan = [
+                    row[3]
+                    for row in database.reads._open_sqlite().execute(
+                        "EXPLAIN QUERY PLAN " + compiled.sql, args
+                    )
+                ]
+                # Only the partial index of public meetings is ever read through.
+                scans = [step for step in plan if step.startswith("SCAN meetings")]
+                assert scans == ["SCAN meetings USING INDEX ix_meetings_public_status"], plan
+    finally:
+        await database.dispose()

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -81,6 +82,15 @@ class RefreshToken(Base):
 
 class Meeting(Base):
     __tablename__ = "meetings"
+    # Public meetings, which every user's list shows: the list finds them without a scan.
+    __table_args__ = (
+        Index(
+            "ix_meetings_public_status",
+            "status",
+            sqlite_where=text("is_public = 1"),
+            postgresql_where=text("is_public"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     meeting_code: Mapped[str] = mapped_column(String(11), unique=True)
