@@ -132,6 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONResponse,
         responses=ERROR_RESPONSES,
+        # confer exports its own Prometheus metrics (/metrics); FastAPI's OpenTelemetry
+        # hooks would only re-check for providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ctx = ctx
     app.state.startup_hooks = []
