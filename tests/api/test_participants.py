@@ -128,6 +128,21 @@ def test_too_many_wrong_passwords_are_429_for_that_user_only(capi: Api) -> None:
     ok(join(capi, honest, mid, MEETING_PASSWORD))
 
 
+def test_joining_meeting_ids_that_do_not_exist_is_throttled_so_ids_cannot_be_enumerated(
+    capi: Api,
+) -> None:
+    prober, neighbour = register(capi), register(capi)
+    host = register(capi)
+    mid = create_meeting(capi, host)["meeting_id"]  # private, no password: joined by its id
+    for guess in range(3):
+        err(join(capi, prober, 2_000_000_000 + guess), 404, 20001)
+    r = join(capi, prober, mid)  # even a real id, until the window has passed
+    err(r, 429, err_type="RateLimited")
+    assert "do not exist" in r.json()["message"]
+    assert int(r.headers["Retry-After"]) >= 1
+    ok(join(capi, neighbour, mid))  # counted per user
+
+
 def test_a_full_meeting_is_20003_but_the_host_always_gets_in(api: Api) -> None:
     host = register(api)
     mid = create_meeting(api, host, max_participants=2)["meeting_id"]

@@ -69,12 +69,15 @@ class PasswordAttempts:
     """Wrong meeting passwords per (user, meeting): at most `limit` within `window` seconds.
 
     argon2 already makes each guess cost tens of milliseconds; this caps guesses per meeting.
+    Joins of meetings that do not exist count too, under `NO_MEETING`: a private meeting
+    without a password is joined by its id, and this keeps ids from being enumerated.
     With Redis (the shared rate limiter's connection) the count is shared by every process, so
     more workers do not mean more guesses: a counter that expires `window` seconds after the
     first failure. Without Redis, or while it fails, this process's own sliding window counts.
     """
 
     PREFIX = "confer:pw:"
+    NO_MEETING = 0  # the meeting id under which joins of unknown meetings are counted
 
     def __init__(
         self, limit: int, window: float, max_keys: int = 50_000, redis: Any | None = None
@@ -96,9 +99,11 @@ class PasswordAttempts:
             stamps.popleft()
         return stamps
 
-    def _refuse(self, retry: float) -> RateLimited:
+    def _refuse(self, meeting_id: int, retry: float) -> RateLimited:
         return RateLimited(
-            "Too many wrong meeting passwords; try again later",
+            "Too many joins of meetings that do not exist; try again later"
+            if meeting_id == self.NO_MEETING
+            else "Too many wrong meeting passwords; try again later",
             headers={"Retry-After": str(max(1, int(retry) + 1))},
         )
 
@@ -111,12 +116,12 @@ class PasswordAttempts:
                 pass  # counted locally below until Redis is back
             else:
                 if count is not None and int(count) >= self.limit:
-                    raise self._refuse(max(ttl, 0) / 1000)
+                    raise self._refuse(meeting_id, max(ttl, 0) / 1000)
                 return
         now = time.monotonic()
         stamps = self._recent((user_id, meeting_id), now)
         if len(stamps) >= self.limit:
-            raise self._refuse(self.window - (now - stamps[0]))
+            raise self._refuse(meeting_id, self.window - (now - stamps[0]))
 
     async def failed(self, user_id: int, meeting_id: int) -> None:
         if self.redis is not None:
@@ -163,7 +168,12 @@ async def join(
     user_id: int,
     password: str | None,
 ) -> Access:
-    acc = await access(s, meeting_id, user_id, lock=True)
+    await attempts.check(user_id, attempts.NO_MEETING)
+    try:
+        acc = await access(s, meeting_id, user_id, lock=True)
+    except NotFound:
+        await attempts.failed(user_id, attempts.NO_MEETING)
+        raise
     meeting, p = acc.meeting, acc.participant
     acc.require_open()
     if acc.kicked:
