@@ -189,7 +189,9 @@ def measure(
             print(
                 f"{database:>8} {result.endpoint:<28} {result.rps:8.0f} req/s  "
                 f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
-                f"cpu {result.server_cpu_us_per_request:6.0f} us/req  load {before:.1f}",
+                f"cpu {result.server_cpu_us_per_request:6.0f} us/req  load {before:.1f}"
+                + (f"  NON-2XX {result.non_2xx}" if result.non_2xx else "")
+                + (f"  SOCKET ERRORS {result.socket_errors}" if result.socket_errors else ""),
                 flush=True,
             )
             measured.append(result)

@@ -138,6 +138,23 @@ async def test_leasing_processes_never_exceed_the_shared_budget(redis_server: Re
             await lim.close()
 
 
+async def test_concurrent_requests_share_one_lease_instead_of_draining_the_bucket(
+    redis_server: Redis,
+) -> None:
+    limiter = RedisRateLimiter(redis_server.url)
+    client = aioredis.from_url(redis_server.url)
+    key, rate = f"test:{uuid.uuid4().hex}", Rate(per_second=0.001, burst=100)  # leases of 5
+    try:
+        # 20 requests at once: four leases' worth, not twenty leases.
+        decisions = await asyncio.gather(*(limiter.hit(key, rate) for _ in range(20)))
+        assert all(d.allowed for d in decisions)
+        tokens = float(await client.hget(RedisRateLimiter.PREFIX + key, "tokens"))
+        assert tokens == pytest.approx(80)
+    finally:
+        await limiter.close()
+        await client.aclose()
+
+
 async def test_redis_buckets_expire_once_they_would_be_full(redis_server: Redis) -> None:
     limiter = RedisRateLimiter(redis_server.url)
     client = aioredis.from_url(redis_server.url)
