@@ -71,12 +71,8 @@ async def test_rows_hold_the_values_the_engine_reads(db: Database) -> None:
     host_id, guest_id = await seed(db)
     assert db.reads.direct
     for user_id in (host_id, guest_id):
-        for (with_status, windowed), extra in (
-            ((False, False), {}),
-            ((True, False), {"status": "scheduled"}),
-            ((False, True), {}),
-        ):
-            stmt = _LISTING[with_status, windowed][0]
+        for with_status, extra in ((False, {}), (True, {"status": "scheduled"})):
+            stmt = _LISTING[with_status][0]
             params = {"user_id": user_id, "offset": 0, "limit": 20, **extra}
             direct = await db.reads.all(stmt, params)
             assert [tuple(r) for r in direct] == await engine_rows(db, stmt, params)
@@ -175,8 +171,8 @@ async def test_the_meeting_list_looks_meetings_up_by_index_never_by_scanning(
     await upgrade_async(url)
     database = Database(url)
     try:
-        for with_status, windowed in _LISTING:
-            for stmt in _LISTING[with_status, windowed]:
+        for statements in _LISTING.values():
+            for stmt in statements:
                 compiled = database.reads.compile(stmt)
                 args = compiled.args({"user_id": 1, "status": "active", "offset": 0, "limit": 20})
                 plan = [
@@ -187,6 +183,6 @@ async def test_the_meeting_list_looks_meetings_up_by_index_never_by_scanning(
                 ]
                 # Only the partial index of public meetings is ever read through.
                 scans = [step for step in plan if step.startswith("SCAN meetings")]
-                assert scans == ["SCAN meetings USING INDEX ix_meetings_public_status"], plan
+                assert set(scans) == {"SCAN meetings USING INDEX ix_meetings_public_status"}, plan
     finally:
         await database.dispose()

@@ -104,11 +104,6 @@ class Reads:
         """Whether statements bypass the engine (False: the engine's fallback)."""
         return self._sqlite_path is not None or self._pg_dsn is not None
 
-    @property
-    def in_process(self) -> bool:
-        """Whether a statement is a call into this process (SQLite) rather than a round trip."""
-        return self.dialect.name == "sqlite"
-
     def compile(self, stmt: Select[Any]) -> Compiled:
         cached = self._compiled.get(id(stmt))
         if cached is not None and cached[0] is stmt:
