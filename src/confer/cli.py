@@ -15,6 +15,7 @@ from confer.config import InsecureConfiguration, load_settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from confer.api.coalesce import http_protocol_class
     from confer.db.migrate import upgrade
     from confer.signaling.wire import ws_protocol_class
 
@@ -60,6 +61,8 @@ def _serve(args: argparse.Namespace) -> int:
         ws_per_message_deflate=True,
         # Broadcast frames written once for many sockets (confer/signaling/wire.py).
         ws=ws_protocol_class(),
+        # One write per response instead of one for the head and one for the body.
+        http=http_protocol_class(),
         timeout_graceful_shutdown=5,
         **ssl,  # type: ignore[arg-type]
     )
