@@ -95,7 +95,8 @@ class Settings(BaseSettings):
     # Meetings (REST meeting service).
     meeting_max_participants: int = 1000  # the highest max_participants a host may set
     meeting_session_ttl: int = 86400  # lifetime of the session token that join returns
-    meeting_password_attempts: int = 10  # wrong meeting passwords per user and meeting...
+    # Wrong passwords per user and meeting, and joins of unknown meeting ids per user...
+    meeting_password_attempts: int = 10
     meeting_password_window: float = 300.0  # ...within this many seconds, then 429
 
     # AI service (speech recognition, live captions, transcripts).
