@@ -1,7 +1,7 @@
 """/api/v1/meetings: create, list, details, update, delete, start, end, look-up by code.
 
 Rules (visibility, lifecycle, deletion) are in `services.meetings`; participants, moderation and
-chat history are in `routes.participants`, mounted under this router.
+chat history are in `routes.participants`, under the same prefix.
 """
 
 from __future__ import annotations
