@@ -181,7 +181,7 @@ class RedisRateLimiter:
         self._fallback = MemoryRateLimiter(fallback_max_keys)
         self._leases: dict[str, list[float]] = {}  # key -> [tokens, expiry]
         self._max_leases = fallback_max_keys
-        self._fetching: dict[str, asyncio.Future[None]] = {}
+        self._fetching: dict[str, asyncio.Future[bool]] = {}  # True: it brought a lease
         self._last_warning = 0.0
 
     async def hit(self, key: str, rate: Rate, cost: float = 1.0) -> Decision:
@@ -194,12 +194,19 @@ class RedisRateLimiter:
             fetching = self._fetching.get(key)
             if fetching is None:
                 break
-            await asyncio.shield(fetching)  # then look at the lease it brought
-        self._fetching[key] = asyncio.get_running_loop().create_future()
+            # Waiting pays only while fetches bring leases: after a refusal or a Redis failure
+            # each request asks (or falls back) on its own, at once, rather than in a queue.
+            if not await asyncio.shield(fetching):
+                return await self._fetch(key, rate, cost, time.monotonic())
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._fetching[key] = done
+        before = self._leases.get(key)
         try:
             return await self._fetch(key, rate, cost, now)
         finally:
-            self._fetching.pop(key).set_result(None)
+            del self._fetching[key]
+            after = self._leases.get(key)
+            done.set_result(after is not None and after is not before)
 
     async def _fetch(self, key: str, rate: Rate, cost: float, now: float) -> Decision:
         """Take `cost` from the shared bucket, and a lease for the requests that follow."""

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from confer.api.coalesce import CoalescingTransport
+from confer.api.coalesce import HOLD_LIMIT, CoalescingTransport
 from tests.support.servers import ConferServer
 
 
@@ -59,6 +59,16 @@ async def test_writes_of_one_loop_pass_go_out_in_one_call(pair: Pair) -> None:
     await asyncio.sleep(0.05)
     assert calls[1:] == [b"next"]
     assert bytes(peer.received) == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\noknext"
+
+
+async def test_a_large_body_is_written_at_once_for_the_transports_flow_control(
+    pair: Pair,
+) -> None:
+    wrapped, calls, _ = pair
+    wrapped.write(b"head")
+    wrapped.write(b"x" * HOLD_LIMIT)
+    assert calls == [b"head" + b"x" * HOLD_LIMIT]  # not held until the end of the pass
+    assert wrapped.get_write_buffer_size() == wrapped.transport.get_write_buffer_size()
 
 
 async def test_closing_sends_what_is_held_first(pair: Pair) -> None:

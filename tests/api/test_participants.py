@@ -141,6 +141,8 @@ def test_joining_meeting_ids_that_do_not_exist_is_throttled_so_ids_cannot_be_enu
     assert "do not exist" in r.json()["message"]
     assert int(r.headers["Retry-After"]) >= 1
     ok(join(capi, neighbour, mid))  # counted per user
+    own = create_meeting(capi, prober)["meeting_id"]
+    ok(join(capi, prober, own))  # a meeting of one's own is no guess: never locked out of it
 
 
 def test_a_full_meeting_is_20003_but_the_host_always_gets_in(api: Api) -> None:

@@ -21,26 +21,37 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from confer.signaling.wire import usable
 
+# Bytes held before they are written at once: a response head and an API body fit; a large
+# download goes straight to the transport, whose pause_writing keeps uvicorn's back-pressure.
+HOLD_LIMIT = 64 * 1024
+
 
 class CoalescingTransport:
     """A transport whose writes of one event-loop pass go out in one call."""
 
-    __slots__ = ("_loop", "_pending", "transport")
+    __slots__ = ("_held", "_loop", "_pending", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._held = 0
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
+        self._held += len(data)
+        if self._held >= HOLD_LIMIT:  # a large body: the real transport's flow control rules
+            self.flush()
+
+    def get_write_buffer_size(self) -> int:
+        return self._held + self.transport.get_write_buffer_size()
 
     def flush(self) -> None:
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._held = self._pending, [], 0
         if not self.transport.is_closing():
             self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
@@ -88,9 +89,13 @@ class Reads:
             if backend == "sqlite" and parsed.database not in (None, "", ":memory:")
             else None
         )
+        # An address with options (?ssl=..., driver settings) keeps to the engine, which knows
+        # how to pass each one on; asyncpg would take them all for server settings.
         self._pg_dsn = (
             parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-            if backend == "postgresql" and parsed.get_driver_name() == "asyncpg"
+            if backend == "postgresql"
+            and parsed.get_driver_name() == "asyncpg"
+            and not parsed.query
             else None
         )
         self._sqlite: sqlite3.Connection | None = None
@@ -134,8 +139,14 @@ class Reads:
         if self._sqlite_path is not None:
             return c.rows(await self._sqlite_fetch(c.sql, args))
         pool = self._pg_pool or await self._open_pg()
-        async with pool.acquire() as conn:
-            return c.rows(await conn.fetch(c.sql, *args))
+        try:
+            async with pool.acquire() as conn:
+                return c.rows(await conn.fetch(c.sql, *args))
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            # The server restarted or dropped us: the other pooled connections are as stale.
+            # This read fails; the next ones reconnect (as the engine does after one failure).
+            pool.expire_connections()
+            raise
 
     async def first(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> Any:
         rows = await self.all(stmt, params)
@@ -168,8 +179,6 @@ class Reads:
         return conn
 
     async def _open_pg(self) -> Any:
-        import asyncpg
-
         async with self._pg_lock:
             if self._pg_pool is None:
                 self._pg_pool = await asyncpg.create_pool(

@@ -168,12 +168,14 @@ async def join(
     user_id: int,
     password: str | None,
 ) -> Access:
-    await attempts.check(user_id, attempts.NO_MEETING)
     try:
         acc = await access(s, meeting_id, user_id, lock=True)
     except NotFound:
+        await attempts.check(user_id, attempts.NO_MEETING)
         await attempts.failed(user_id, attempts.NO_MEETING)
         raise
+    if acc.role is None:  # a new joiner: over the limit, no meeting is found by trying ids
+        await attempts.check(user_id, attempts.NO_MEETING)
     meeting, p = acc.meeting, acc.participant
     acc.require_open()
     if acc.kicked:
