@@ -20,6 +20,7 @@ from confer.db.models import Meeting, Participant, User
 from confer.db.reads import Reads
 from confer.db.session import Database, create_engine
 from confer.services.meetings import _LISTING, listing
+from tests.support.loop import loop_ticks
 from tests.support.servers import Postgres
 
 
@@ -121,30 +122,21 @@ async def test_a_locked_database_is_waited_for_without_blocking_the_loop(tmp_pat
     reads = Reads(engine, f"sqlite:///{path}")
     t = table("t", column("n", Integer))
     stmt = select(t.c.n).where(t.c.n >= bindparam("k", type_=Integer))
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.005)
-
-    ticking = asyncio.create_task(ticker())
     try:
-        read = asyncio.create_task(reads.all(stmt, {"k": 1}))
-        await asyncio.sleep(0.2)
-        assert not read.done() and ticks >= 10  # waiting, and the loop runs meanwhile
-        writer.execute("ROLLBACK")
-        assert [tuple(r) for r in await asyncio.wait_for(read, 5)] == [(1,)]
+        async with loop_ticks() as ticks:
+            read = asyncio.create_task(reads.all(stmt, {"k": 1}))
+            await asyncio.sleep(0.2)
+            assert not read.done() and ticks.count >= 10  # waiting, and the loop runs meanwhile
+            writer.execute("ROLLBACK")
+            assert [tuple(r) for r in await asyncio.wait_for(read, 5)] == [(1,)]
 
-        writer.execute("BEGIN EXCLUSIVE")
-        reads.lock_timeout = 0.1
-        started = time.monotonic()
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            await reads.all(stmt, {"k": 2})
-        assert time.monotonic() - started < 2
+            writer.execute("BEGIN EXCLUSIVE")
+            reads.lock_timeout = 0.1
+            started = time.monotonic()
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                await reads.all(stmt, {"k": 2})
+            assert time.monotonic() - started < 2
     finally:
-        ticking.cancel()
         writer.execute("ROLLBACK")
         writer.close()
         await reads.close()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from confer.db.session import create_engine
 from confer.db.sqlite_inline import DRIVER, inline_url
+from tests.support.loop import loop_ticks
 
 
 def create_engine_with_timeout(tmp_path: Path, timeout: float) -> AsyncEngine:
@@ -50,29 +51,20 @@ async def test_a_locked_database_waits_without_blocking_the_event_loop(tmp_path:
         holder = await engine.connect()
         await holder.execute(text("INSERT INTO t (name) VALUES ('first')"))  # holds the write lock
 
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.005)
-
         async def second_writer() -> float:
             started = time.monotonic()
             async with engine.begin() as conn:
                 await conn.execute(text("INSERT INTO t (name) VALUES ('second')"))
             return time.monotonic() - started
 
-        tick_task = asyncio.create_task(ticker())
-        writer = asyncio.create_task(second_writer())
-        await asyncio.sleep(0.3)
-        assert not writer.done()  # still waiting for the lock ...
-        assert ticks >= 20  # ... while the loop kept running
-        await holder.commit()
-        await holder.close()
-        waited = await asyncio.wait_for(writer, 5)
-        tick_task.cancel()
+        async with loop_ticks() as ticks:
+            writer = asyncio.create_task(second_writer())
+            await asyncio.sleep(0.3)
+            assert not writer.done()  # still waiting for the lock ...
+            assert ticks.count >= 20  # ... while the loop kept running
+            await holder.commit()
+            await holder.close()
+            waited = await asyncio.wait_for(writer, 5)
         assert waited >= 0.3
         async with engine.connect() as conn:
             names = (await conn.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
