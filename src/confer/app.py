@@ -141,11 +141,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.shutdown_hooks = []
     install_error_handlers(app)
     # The routes themselves, not included routers (see `api_router`); the hottest come first.
-    for module in (users, meetings, participants, auth, media, ai, transcripts_route, health):
+    hottest_first = (users, meetings, participants, auth, media, ai, transcripts_route)
+    for module in (*hottest_first, health, metrics_route):
         for route in module.router.routes:
             route.dependency_overrides_provider = app  # type: ignore[attr-defined]
             app.router.routes.append(route)
-    app.router.routes.extend(metrics_route.router.routes)
     api_docs.install(app, API_PREFIX)
     ai_service.install(app)  # before signaling: the hub looks the AI service up
     sfu.install(app)  # the media plane the hub finds in ctx.extras["media"]

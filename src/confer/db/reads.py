@@ -45,7 +45,7 @@ class Compiled:
     names: tuple[str, ...]  # the parameter for each positional placeholder
     defaults: Mapping[str, Any]  # values of the statement's literal binds
     binders: tuple[_Processor, ...]
-    readers: tuple[_Processor, ...]
+    readers: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, processor) where one applies
     row: type[tuple[Any, ...]]
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
@@ -57,13 +57,12 @@ class Compiled:
 
     def rows(self, raw: list[Any]) -> list[Any]:
         make = self.row._make  # type: ignore[attr-defined]
-        convert = [(i, f) for i, f in enumerate(self.readers) if f is not None]
-        if not convert:
+        if not self.readers:
             return [make(r) for r in raw]
         out = []
         for r in raw:
             values = list(r)
-            for i, f in convert:
+            for i, f in self.readers:
                 if values[i] is not None:
                     values[i] = f(values[i])
             out.append(make(values))
@@ -122,7 +121,9 @@ class Reads:
             defaults=dict(c.params),
             binders=tuple(c.binds[n].type.dialect_impl(d).bind_processor(d) for n in names),
             readers=tuple(
-                col.type.dialect_impl(d).result_processor(d, None) for col in stmt.selected_columns
+                (i, f)
+                for i, col in enumerate(stmt.selected_columns)
+                if (f := col.type.dialect_impl(d).result_processor(d, None)) is not None
             ),
             row=namedtuple("Row", stmt.selected_columns.keys(), rename=True),  # type: ignore[misc]
         )
