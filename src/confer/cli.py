@@ -14,10 +14,12 @@ from confer.config import InsecureConfiguration, load_settings
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from confer.api.coalesce import http_protocol_class
     from confer.db.migrate import upgrade
     from confer.signaling.wire import ws_protocol_class
+    from confer.workers import supervise
 
     if args.data_dir:
         os.environ["CONFER_DATA_DIR"] = args.data_dir
@@ -45,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
         _share_metrics_between_workers(settings.data_dir / "metrics")
     scheme = "https" if ssl else "http"
     print(f"confer: serving on {scheme}://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    uvicorn.run(
+    config = uvicorn.Config(
         "confer.app:create_app_from_env",
         factory=True,
         host=args.host,
@@ -66,7 +68,11 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
         **ssl,  # type: ignore[arg-type]
     )
-    return 0
+    if args.workers > 1:
+        return supervise(config)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def _share_metrics_between_workers(directory: Path) -> None:

@@ -1,0 +1,146 @@
+"""`confer serve --workers N`: every worker listens on its own socket of the shared port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from confer.workers import bind_sockets
+from tests.support.servers import ConferServer
+
+LISTEN, ESTABLISHED = "0A", "01"
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads Linux's /proc")
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The parent's multiprocessing workers (not its resource tracker)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
+
+
+def sockets_of(pid: int, port: int, state: str) -> set[int]:
+    """Inodes of the TCP sockets on `port` in `state` that process `pid` holds."""
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            held.add(int(target[8:-1]))
+    on_port = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                on_port.add(int(fields[9]))
+    return held & on_port
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def two_workers(server_factory: Callable[..., ConferServer]) -> ConferServer:
+    srv = server_factory(args=["--workers", "2"])
+    assert srv.proc is not None
+    wait_for(lambda: len(worker_pids(srv.proc.pid)) == 2)
+    return srv
+
+
+def test_each_worker_listens_on_a_socket_of_its_own(two_workers: ConferServer) -> None:
+    assert two_workers.proc is not None
+    workers = worker_pids(two_workers.proc.pid)
+    listening = [sockets_of(pid, two_workers.port, LISTEN) for pid in workers]
+    assert [len(s) for s in listening] == [1, 1]
+    assert listening[0] != listening[1]
+
+
+def test_connections_opened_at_once_are_spread_over_both_workers(
+    two_workers: ConferServer,
+) -> None:
+    assert two_workers.proc is not None
+    clients = [httpx.Client(base_url=two_workers.url) for _ in range(64)]
+    try:
+        with ThreadPoolExecutor(64) as pool:
+            statuses = list(pool.map(lambda c: c.get("/health").status_code, clients))
+        assert set(statuses) == {200}
+        per_worker = [
+            len(sockets_of(pid, two_workers.port, ESTABLISHED))
+            for pid in worker_pids(two_workers.proc.pid)
+        ]
+        assert sum(per_worker) == 64
+        # By address hash: 32 ± 4 each; below 12 is a 5-sigma event, not chance.
+        assert min(per_worker) >= 12, per_worker
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_worker_that_dies_is_replaced_and_no_request_is_refused(
+    two_workers: ConferServer,
+) -> None:
+    assert two_workers.proc is not None
+    parent = two_workers.proc.pid
+    victim, survivor = worker_pids(parent)
+    os.kill(victim, signal.SIGKILL)
+    # New connections hashed to the dead worker's socket wait in its backlog for the
+    # replacement; none is refused.
+    for _ in range(20):
+        with httpx.Client(base_url=two_workers.url, timeout=30) as fresh:
+            assert fresh.get("/health").status_code == 200
+    wait_for(lambda: len(worker_pids(parent)) == 2 and victim not in worker_pids(parent))
+    replacement = next(p for p in worker_pids(parent) if p != survivor)
+    assert sockets_of(replacement, two_workers.port, LISTEN)
+
+
+def test_stopping_the_server_stops_every_worker(
+    server_factory: Callable[..., ConferServer],
+) -> None:
+    srv = server_factory(args=["--workers", "2"])
+    assert srv.proc is not None
+    wait_for(lambda: len(worker_pids(srv.proc.pid)) == 2)
+    workers = worker_pids(srv.proc.pid)
+    srv.proc.send_signal(signal.SIGTERM)
+    assert srv.proc.wait(20) == 0
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def test_sockets_bound_to_port_zero_share_the_port_they_got() -> None:
+    sockets = bind_sockets("127.0.0.1", 0, 3)
+    try:
+        assert len(sockets) == 3
+        assert len({s.getsockname()[1] for s in sockets}) == 1
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_a_port_taken_by_another_program_is_an_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError):
+            bind_sockets("127.0.0.1", taken.getsockname()[1], 2)
