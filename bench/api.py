@@ -5,6 +5,10 @@ by `wrk` (Debian package; C, one thread, so the load generator takes little of t
 server needs) with 64 keep-alive connections, an access token and `Accept-Encoding: gzip` as a
 browser sends. The user has 30 meetings, so the list returns a full page of 20.
 
+Nothing is written while wrk runs, so every list after the first comes from the server's list
+cache (services.list_cache). A second server with the cache off measures the list as it costs
+right after a write, as a reference row.
+
 Target on a 2-core machine: >= 1,500 requests/s with p99 < 50 ms for each endpoint. Besides
 wall-clock figures (which depend on what else the machine runs; the load average is recorded)
 the server's own CPU time per request is reported, which does not.
@@ -40,8 +44,10 @@ CONNECTIONS = 64
 WARMUP_S = 3
 RESULTS = Path(__file__).parent / "results"
 ENDPOINTS = ("/api/v1/users/profile", "/api/v1/meetings")
-# Not a target: the floor of the stack (no token check, one `SELECT 1` in a session).
+# Not targets: the floor of the stack (no token check, one `SELECT 1` in a session), and the
+# meeting list with its cache off, as if every request followed a write (services.list_cache).
 REFERENCE = "/health"
+UNCACHED = "(list cache off)"
 PASSWORD = "SecurePass123!"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -67,7 +73,7 @@ class Result:
 
     @property
     def reference(self) -> bool:
-        return self.endpoint == f"GET {REFERENCE}"
+        return self.endpoint not in {f"GET {path}" for path in ENDPOINTS}
 
     @property
     def met(self) -> bool:
@@ -164,12 +170,18 @@ def seed(base_url: str) -> str:
 
 
 def measure(
-    srv: ConferServer, database: str, workers: int, duration: int, runs: int
+    srv: ConferServer,
+    database: str,
+    workers: int,
+    duration: int,
+    runs: int,
+    paths: tuple[str, ...] = (*ENDPOINTS, REFERENCE),
+    note: str = "",
 ) -> list[Result]:
     assert srv.proc is not None
     token = seed(srv.url)
     results = []
-    for path in (*ENDPOINTS, REFERENCE):
+    for path in paths:
         wrk(srv.url + path, token, WARMUP_S)
         measured = []
         for _ in range(runs):
@@ -178,7 +190,7 @@ def measure(
             cpu = cpu_seconds(srv.proc.pid) - cpu_before
             result = Result(
                 database=database,
-                endpoint=f"GET {path}",
+                endpoint=f"GET {path}" + (f" {note}" if note else ""),
                 workers=workers,
                 server_cpu_us_per_request=round(cpu / max(1, stats["requests"]) * 1e6, 1),
                 loadavg_1m_before=round(before, 2),
@@ -264,12 +276,16 @@ def main() -> int:
                 if database == "postgres"
                 else {}
             )
-            srv = ConferServer({**env, **db_env}, args).start()
-            try:
-                time.sleep(1)  # let every worker finish starting
-                results += measure(srv, database, workers, duration, runs)
-            finally:
-                srv.stop()
+            for extra, paths, note in (
+                ({}, (*ENDPOINTS, REFERENCE), ""),
+                ({"CONFER_MEETING_LIST_CACHE_PAGES": "0"}, ("/api/v1/meetings",), UNCACHED),
+            ):
+                srv = ConferServer({**env, **db_env, **extra}, args).start()
+                try:
+                    time.sleep(1)  # let every worker finish starting
+                    results += measure(srv, database, workers, duration, runs, paths, note)
+                finally:
+                    srv.stop()
     finally:
         pg.stop()
         if redis:

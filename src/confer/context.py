@@ -13,6 +13,7 @@ from confer.bus import EventBus, create_bus
 from confer.config import Settings
 from confer.db.session import Database
 from confer.services.accounts import Accounts
+from confer.services.list_cache import VersionedCache
 
 
 @dataclass
@@ -22,6 +23,8 @@ class AppContext:
     codec: TokenCodec
     bus: EventBus
     accounts: Accounts
+    # Rendered meeting lists by (user, status, page, page_size), see services.list_cache.
+    meeting_lists: VersionedCache = field(default_factory=VersionedCache)
     # Optional subsystems (signaling hub, SFU, AI) register themselves here by name.
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -36,6 +39,7 @@ class AppContext:
             codec=codec,
             bus=create_bus(settings.redis_url),
             accounts=Accounts(codec, settings.refresh_token_ttl),
+            meeting_lists=VersionedCache(settings.meeting_list_cache_pages),
         )
 
     async def start(self) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from sqlalchemy import Integer, bindparam, column, select, table
@@ -21,20 +19,6 @@ from confer.db.reads import Reads
 from confer.db.session import Database, create_engine
 from confer.services.meetings import _LISTING, listing
 from tests.support.loop import loop_ticks
-from tests.support.servers import Postgres
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'reads.db'}"
-    else:
-        pg: Postgres = request.getfixturevalue("postgres")
-        url = pg.create_database(f"reads_{uuid4().hex[:12]}")
-    await upgrade_async(url)
-    database = Database(url)
-    yield database
-    await database.dispose()
 
 
 async def seed(db: Database) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from confer.context import AppContext
-from confer.db.models import User
+from confer.db.models import MEETING_LISTS, DataVersion, User
 from confer.errors import token_invalid
 
 
@@ -66,15 +66,35 @@ _USER_ROW = select(
 ).where(User.id == bindparam("user_id", type_=Integer))
 
 
-async def current_user_row(request: Request) -> Any:
-    """`current_user` for read-only routes: the same checks, the user's columns as a row."""
+# The same row with the meeting lists' data version (services.list_cache), read in the same
+# statement: a list served from cache costs no more database work than the profile.
+_USER_ROW_AND_LIST_VERSION = _USER_ROW.add_columns(
+    select(DataVersion.version)
+    .where(DataVersion.name == MEETING_LISTS)
+    .scalar_subquery()
+    .label("list_version")
+)
+
+
+async def _caller_row(request: Request, statement: Any) -> Any:
     ctx: AppContext = request.app.state.ctx  # not a sub-dependency: one less to solve
     claims = ctx.codec.decode_access(bearer_token(request))
-    user = await ctx.db.reads.first(_USER_ROW, {"user_id": claims.user_id})
+    user = await ctx.db.reads.first(statement, {"user_id": claims.user_id})
     if user is None or not user.is_active:
         raise token_invalid("The token's user no longer exists")
     request.state.user_id = user.id
     return user
 
 
+async def current_user_row(request: Request) -> Any:
+    """`current_user` for read-only routes: the same checks, the user's columns as a row."""
+    return await _caller_row(request, _USER_ROW)
+
+
+async def current_user_row_and_list_version(request: Request) -> Any:
+    """`current_user_row` with `list_version`, the version of the data meeting lists show."""
+    return await _caller_row(request, _USER_ROW_AND_LIST_VERSION)
+
+
 CurrentUserRow = Annotated[Any, Depends(current_user_row)]
+CallerWithListVersion = Annotated[Any, Depends(current_user_row_and_list_version)]

@@ -98,6 +98,11 @@ def respond_data(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body, option=_INSTANTS), status, media_type="application/json")
 
 
+def prerendered(data: Any) -> orjson.Fragment:
+    """`data` rendered once, to be sent by `respond_data` many times (cached lists)."""
+    return orjson.Fragment(orjson.dumps(data, option=_INSTANTS))
+
+
 def error_response(
     status: int,
     message: str,

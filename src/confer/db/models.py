@@ -200,3 +200,20 @@ class TranscriptSegment(Base):
     start_at: Mapped[datetime]
     end_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DataVersion(Base):
+    """A counter that database triggers (migration 0004) raise, inside the writing transaction,
+    whenever data a meeting list shows changes: meetings, who takes part in them and in which
+    role and state, and hosts' names. A cached list is valid while the counter is unchanged, on
+    every process and server that shares the database, whoever wrote (see
+    `services.meeting_lists`)."""
+
+    __tablename__ = "data_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# The row for meeting lists.
+MEETING_LISTS = "meeting_lists"

@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from confer.api.deps import Ctx, CurrentUser, CurrentUserRow, Session
-from confer.api.envelope import Envelope, Timestamp, respond_data, total_pages
+from confer.api.deps import CallerWithListVersion, Ctx, CurrentUser, Session
+from confer.api.envelope import Envelope, Timestamp, prerendered, respond_data, total_pages
 from confer.api.routes import API_PREFIX, api_router
 from confer.api.routes.media import get_files
 from confer.api.routes.meeting_params import (
@@ -152,7 +152,7 @@ async def create_meeting(
 
 @router.get("", response_model=Envelope[MeetingList])
 async def list_meetings(
-    user: CurrentUserRow,
+    user: CallerWithListVersion,
     ctx: Ctx,
     status: MeetingStatus | None = None,
     page: PageNo = 1,
@@ -161,16 +161,21 @@ async def list_meetings(
     """Meetings the caller hosts or joined (and was not kicked from), and public ones not ended;
     latest start first."""
     check_page_size(ctx.settings, page_size)
-    views, total = await svc.listing(ctx.db.reads, user.id, status, page, page_size)
-    return respond_data(
-        {
-            "meetings": [meeting_item(v) for v in views],
-            "total": total,
-            "page": page,
-            "page_size": page_size,
-            "total_pages": total_pages(total, page_size),
-        }
-    )
+    key = (user.id, status, page, page_size)
+    data = ctx.meeting_lists.get(user.list_version, key)
+    if data is None:
+        views, total = await svc.listing(ctx.db.reads, user.id, status, page, page_size)
+        data = prerendered(
+            {
+                "meetings": [meeting_item(v) for v in views],
+                "total": total,
+                "page": page,
+                "page_size": page_size,
+                "total_pages": total_pages(total, page_size),
+            }
+        )
+        ctx.meeting_lists.put(user.list_version, key, data)
+    return respond_data(data)
 
 
 @router.get("/code/{meeting_code}", response_model=Envelope[MeetingOut])

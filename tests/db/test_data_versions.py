@@ -1,0 +1,125 @@
+"""The meeting lists' data version: raised by the database itself, in the writing transaction,
+by every write a meeting list shows and by no other (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from confer.db.models import (
+    MEETING_LISTS,
+    ChatMessage,
+    DataVersion,
+    Meeting,
+    Participant,
+    User,
+)
+from confer.db.session import Database
+
+VERSION = select(DataVersion.version).where(DataVersion.name == MEETING_LISTS)
+
+
+async def version(db: Database) -> int:
+    """As a request reads it: on another connection than the writer's."""
+    return int((await db.reads.first(VERSION))[0])
+
+
+async def seed(db: Database) -> tuple[int, int, int]:
+    """(host id, guest id, meeting id), the guest a participant of the host's meeting."""
+    async with db.session() as s:
+        host = User(username="ana", email="ana@example.com", password_hash="x", full_name="Ana")
+        guest = User(username="bo", email="bo@example.com", password_hash="x")
+        s.add_all([host, guest])
+        await s.flush()
+        meeting = Meeting(title="周会", meeting_code="ABC-DEF-GHI", host_id=host.id)
+        s.add(meeting)
+        await s.flush()
+        s.add(Participant(meeting_id=meeting.id, user_id=guest.id))
+        await s.commit()
+        return host.id, guest.id, meeting.id
+
+
+Write = Callable[[AsyncSession, tuple[int, int, int]], Awaitable[object]]
+
+SHOWN_IN_LISTS: dict[str, Write] = {
+    "a meeting is created": lambda s, ids: s.execute(
+        insert(Meeting).values(title="新会", meeting_code="JKL-MNO-PQR", host_id=ids[0])
+    ),
+    "a meeting is renamed": lambda s, ids: s.execute(
+        update(Meeting).where(Meeting.id == ids[2]).values(title="改名")
+    ),
+    "a meeting starts": lambda s, ids: s.execute(
+        update(Meeting).where(Meeting.id == ids[2]).values(status="active")
+    ),
+    "a meeting is deleted": lambda s, ids: s.execute(delete(Meeting).where(Meeting.id == ids[2])),
+    "someone joins": lambda s, ids: s.execute(
+        insert(Participant).values(meeting_id=ids[2], user_id=ids[0])
+    ),
+    "someone leaves": lambda s, ids: s.execute(
+        update(Participant).where(Participant.user_id == ids[1]).values(state="left")
+    ),
+    "someone's role changes": lambda s, ids: s.execute(
+        update(Participant).where(Participant.user_id == ids[1]).values(role="co_host")
+    ),
+    "a participant row is removed": lambda s, ids: s.execute(
+        delete(Participant).where(Participant.user_id == ids[1])
+    ),
+    "a host changes their name": lambda s, ids: s.execute(
+        update(User).where(User.id == ids[0]).values(full_name="Ana María")
+    ),
+}
+
+NOT_SHOWN: dict[str, Write] = {
+    "someone mutes": lambda s, ids: s.execute(
+        update(Participant).where(Participant.user_id == ids[1]).values(audio_muted=True)
+    ),
+    "someone is active": lambda s, ids: s.execute(
+        update(Participant)
+        .where(Participant.user_id == ids[1])
+        .values(last_active_at=Participant.joined_at)
+    ),
+    "someone changes their password": lambda s, ids: s.execute(
+        update(User).where(User.id == ids[1]).values(password_hash="y")
+    ),
+    "a chat message is sent": lambda s, ids: s.execute(
+        insert(ChatMessage).values(
+            meeting_id=ids[2], sender_id=ids[1], sender_name="bo", content="你好"
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("write", SHOWN_IN_LISTS, ids=list(SHOWN_IN_LISTS))
+async def test_a_write_a_list_shows_raises_the_version_when_it_commits(
+    db: Database, write: str
+) -> None:
+    ids = await seed(db)
+    before = await version(db)
+    async with db.session() as s:
+        await SHOWN_IN_LISTS[write](s, ids)
+        await s.flush()
+        assert await version(db) == before, "visible before the data it stands for"
+        await s.commit()
+    assert await version(db) > before
+
+
+@pytest.mark.parametrize("write", NOT_SHOWN, ids=list(NOT_SHOWN))
+async def test_a_write_no_list_shows_leaves_the_version_alone(db: Database, write: str) -> None:
+    ids = await seed(db)
+    before = await version(db)
+    async with db.session() as s:
+        await NOT_SHOWN[write](s, ids)
+        await s.commit()
+    assert await version(db) == before
+
+
+async def test_a_write_rolled_back_leaves_the_version_alone(db: Database) -> None:
+    ids = await seed(db)
+    before = await version(db)
+    async with db.session() as s:
+        await SHOWN_IN_LISTS["a meeting is renamed"](s, ids)
+        await s.rollback()
+    assert await version(db) == before
