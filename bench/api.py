@@ -278,7 +278,7 @@ def main() -> int:
             )
             for extra, paths, note in (
                 ({}, (*ENDPOINTS, REFERENCE), ""),
-                ({"CONFER_MEETING_LIST_CACHE_PAGES": "0"}, ("/api/v1/meetings",), UNCACHED),
+                ({"CONFER_MEETING_LIST_CACHE_MB": "0"}, ("/api/v1/meetings",), UNCACHED),
             ):
                 srv = ConferServer({**env, **db_env, **extra}, args).start()
                 try:

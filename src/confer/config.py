@@ -62,8 +62,8 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 50 * 1024 * 1024
     max_page_size: int = 100
-    # Rendered meeting-list pages each process keeps (services.list_cache); 0 turns it off.
-    meeting_list_cache_pages: int = Field(default=4096, ge=0)
+    # Rendered meeting lists each process keeps (services.list_cache), MB; 0 turns it off.
+    meeting_list_cache_mb: float = Field(default=32, ge=0)
 
     # Media uploads (files): per-user limits, on top of max_upload_bytes.
     upload_burst: int = 10  # uploads a user may start back to back...

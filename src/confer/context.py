@@ -24,7 +24,7 @@ class AppContext:
     bus: EventBus
     accounts: Accounts
     # Rendered meeting lists by (user, status, page, page_size), see services.list_cache.
-    meeting_lists: VersionedCache = field(default_factory=VersionedCache)
+    meeting_lists: VersionedCache = field(default_factory=lambda: VersionedCache(32 << 20))
     # Optional subsystems (signaling hub, SFU, AI) register themselves here by name.
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -39,7 +39,7 @@ class AppContext:
             codec=codec,
             bus=create_bus(settings.redis_url),
             accounts=Accounts(codec, settings.refresh_token_ttl),
-            meeting_lists=VersionedCache(settings.meeting_list_cache_pages),
+            meeting_lists=VersionedCache(int(settings.meeting_list_cache_mb * (1 << 20))),
         )
 
     async def start(self) -> None:

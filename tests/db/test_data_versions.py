@@ -3,12 +3,15 @@ by every write a meeting list shows and by no other (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from confer.db.migrate import upgrade_async
 from confer.db.models import (
     MEETING_LISTS,
     ChatMessage,
@@ -18,6 +21,7 @@ from confer.db.models import (
     User,
 )
 from confer.db.session import Database
+from tests.support.servers import Postgres
 
 VERSION = select(DataVersion.version).where(DataVersion.name == MEETING_LISTS)
 
@@ -123,3 +127,34 @@ async def test_a_write_rolled_back_leaves_the_version_alone(db: Database) -> Non
         await SHOWN_IN_LISTS["a meeting is renamed"](s, ids)
         await s.rollback()
     assert await version(db) == before
+
+
+async def test_writers_crossing_a_meeting_and_its_participants_do_not_deadlock(
+    postgres: Postgres,
+) -> None:
+    """PostgreSQL: the counter is locked at commit, never while a writer may still wait for a
+    row another writer holds."""
+    db = Database(postgres.create_database(f"crossing_{uuid4().hex[:8]}"))
+    await upgrade_async(db.url)
+    try:
+        _, guest_id, meeting_id = await seed(db)
+        before = await version(db)
+        rename = update(Meeting).where(Meeting.id == meeting_id)
+        async with db.engine.connect() as first, db.engine.connect() as second:
+            await first.begin()
+            await second.begin()
+            await first.execute(
+                update(Participant).where(Participant.user_id == guest_id).values(state="left")
+            )
+            # Not held up by `first`, which has not committed yet.
+            await asyncio.wait_for(second.execute(rename.values(title="second")), 10)
+            # Waits for `second`'s row lock on the meeting...
+            blocked = asyncio.create_task(first.execute(rename.values(title="first")))
+            await asyncio.sleep(0.2)
+            assert not blocked.done()
+            await second.commit()  # ...which is released here, not deadlocked
+            await asyncio.wait_for(blocked, 10)
+            await first.commit()
+        assert await version(db) >= before + 2
+    finally:
+        await db.dispose()

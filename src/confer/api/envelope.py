@@ -98,9 +98,13 @@ def respond_data(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body, option=_INSTANTS), status, media_type="application/json")
 
 
-def prerendered(data: Any) -> orjson.Fragment:
-    """`data` rendered once, to be sent by `respond_data` many times (cached lists)."""
-    return orjson.Fragment(orjson.dumps(data, option=_INSTANTS))
+def prerender(data: Any) -> bytes:
+    """`data` rendered once, to be sent many times by `respond_prerendered` (cached lists)."""
+    return orjson.dumps(data, option=_INSTANTS)
+
+
+def respond_prerendered(data: bytes) -> Response:
+    return respond_data(orjson.Fragment(data))
 
 
 def error_response(

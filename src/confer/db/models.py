@@ -207,7 +207,7 @@ class DataVersion(Base):
     whenever data a meeting list shows changes: meetings, who takes part in them and in which
     role and state, and hosts' names. A cached list is valid while the counter is unchanged, on
     every process and server that shares the database, whoever wrote (see
-    `services.meeting_lists`)."""
+    `services.list_cache`)."""
 
     __tablename__ = "data_versions"
 

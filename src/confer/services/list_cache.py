@@ -16,34 +16,37 @@ told its write succeeded never gets a page from before it.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
-
-MAX_PAGES = 4096
 
 
 class VersionedCache:
-    """Values under one data version at a time; a newer version empties it. A version of None
-    (the counter's row is missing) caches nothing."""
+    """Rendered bodies under one data version at a time, up to `max_bytes` in all; a newer
+    version empties it. A version of None (the counter's row is missing) caches nothing."""
 
-    def __init__(self, max_entries: int = MAX_PAGES) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
         self.version = -1
-        self._values: dict[Hashable, Any] = {}
+        self.size = 0
+        self._bodies: dict[Hashable, bytes] = {}
 
-    def get(self, version: int | None, key: Hashable) -> Any | None:
-        return self._values.get(key) if version == self.version else None
+    def get(self, version: int | None, key: Hashable) -> bytes | None:
+        return self._bodies.get(key) if version == self.version else None
 
-    def put(self, version: int | None, key: Hashable, value: Any) -> None:
+    def put(self, version: int | None, key: Hashable, body: bytes) -> None:
         # A reader that saw an older version may finish after a newer one was cached: what it
         # rendered is kept by nobody.
-        if version is None or version < self.version or self.max_entries == 0:
+        if version is None or version < self.version or len(body) > self.max_bytes:
             return
         if version > self.version:
-            self._values.clear()
+            self._bodies.clear()
+            self.size = 0
             self.version = version
-        if key not in self._values and len(self._values) >= self.max_entries:
-            del self._values[next(iter(self._values))]  # the oldest entry
-        self._values[key] = value
+        old = self._bodies.pop(key, None)
+        if old is not None:
+            self.size -= len(old)
+        while self.size + len(body) > self.max_bytes:
+            self.size -= len(self._bodies.pop(next(iter(self._bodies))))  # the oldest
+        self._bodies[key] = body
+        self.size += len(body)
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._bodies)

@@ -12,7 +12,13 @@ from fastapi import Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from confer.api.deps import CallerWithListVersion, Ctx, CurrentUser, Session
-from confer.api.envelope import Envelope, Timestamp, prerendered, respond_data, total_pages
+from confer.api.envelope import (
+    Envelope,
+    Timestamp,
+    prerender,
+    respond_prerendered,
+    total_pages,
+)
 from confer.api.routes import API_PREFIX, api_router
 from confer.api.routes.media import get_files
 from confer.api.routes.meeting_params import (
@@ -127,7 +133,7 @@ def meeting_item(v: MeetingView) -> dict[str, object]:
         "meeting_id": m.id,
         "title": m.title,
         "host_name": v.host_name,
-        "start_time": m.start_time,  # rendered by respond_data
+        "start_time": m.start_time,  # rendered by prerender
         "status": m.status,
         "participant_count": v.participant_count,
         "meeting_code": m.meeting_code,
@@ -165,7 +171,7 @@ async def list_meetings(
     data = ctx.meeting_lists.get(user.list_version, key)
     if data is None:
         views, total = await svc.listing(ctx.db.reads, user.id, status, page, page_size)
-        data = prerendered(
+        data = prerender(
             {
                 "meetings": [meeting_item(v) for v in views],
                 "total": total,
@@ -175,7 +181,7 @@ async def list_meetings(
             }
         )
         ctx.meeting_lists.put(user.list_version, key, data)
-    return respond_data(data)
+    return respond_prerendered(data)
 
 
 @router.get("/code/{meeting_code}", response_model=Envelope[MeetingOut])

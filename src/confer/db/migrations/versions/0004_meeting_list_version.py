@@ -3,9 +3,15 @@
 Revision ID: 0004
 Revises: 0003
 
-The triggers run inside the writing transaction, so the new version becomes visible together
-with the data it stands for, whichever process, server or tool wrote it. On PostgreSQL they fire
-once per statement; on SQLite, which has only row triggers, once per row.
+The counter is raised inside the writing transaction, so the new version becomes visible
+together with the data it stands for, whichever process, server or tool wrote it.
+
+On PostgreSQL the triggers are deferred to commit and raise the counter once per transaction:
+the counter's row lock is then the last lock a transaction takes, held only while it commits.
+Taken at each statement instead, it would be held across the rest of the transaction and form
+deadlocks with row locks (one writer holding a meeting row and waiting for the counter, another
+holding the counter and waiting for that meeting). SQLite has one writer at a time and row
+triggers only.
 """
 
 from __future__ import annotations
@@ -26,6 +32,16 @@ WATCHED = [
     ("participants", ["INSERT", "DELETE", "UPDATE OF meeting_id, user_id, role, state"]),
     ("users", ["UPDATE OF username, full_name"]),
 ]
+PG_FUNCTION = f"""
+CREATE FUNCTION confer_bump_meeting_lists() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('confer.meeting_lists_bumped', true) IS DISTINCT FROM 'on' THEN
+        {BUMP};
+        PERFORM set_config('confer.meeting_lists_bumped', 'on', true);  -- until commit
+    END IF;
+    RETURN NULL;
+END $$
+"""
 
 
 def upgrade() -> None:
@@ -36,15 +52,17 @@ def upgrade() -> None:
     )
     op.execute("INSERT INTO data_versions (name, version) VALUES ('meeting_lists', 0)")
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            "CREATE FUNCTION confer_bump_meeting_lists() RETURNS trigger LANGUAGE plpgsql AS "
-            f"$$ BEGIN {BUMP}; RETURN NULL; END $$"
-        )
+        op.execute(PG_FUNCTION)
         for table, events in WATCHED:
-            truncate = " OR TRUNCATE" if table != "users" else ""
             op.execute(
-                f"CREATE TRIGGER {table}_bump_meeting_lists AFTER {' OR '.join(events)}{truncate} "
-                f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION confer_bump_meeting_lists()"
+                f"CREATE CONSTRAINT TRIGGER {table}_bump_meeting_lists "
+                f"AFTER {' OR '.join(events)} ON {table} DEFERRABLE INITIALLY DEFERRED "
+                "FOR EACH ROW EXECUTE FUNCTION confer_bump_meeting_lists()"
+            )
+        for table in ("meetings", "participants"):  # constraint triggers cannot watch TRUNCATE
+            op.execute(
+                f"CREATE TRIGGER {table}_truncate_bumps_meeting_lists AFTER TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION confer_bump_meeting_lists()"
             )
     else:
         for table, events in WATCHED:
@@ -59,6 +77,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table, _ in WATCHED:
             op.execute(f"DROP TRIGGER {table}_bump_meeting_lists ON {table}")
+        for table in ("meetings", "participants"):
+            op.execute(f"DROP TRIGGER {table}_truncate_bumps_meeting_lists ON {table}")
         op.execute("DROP FUNCTION confer_bump_meeting_lists()")
     else:
         for table, events in WATCHED:
