@@ -39,7 +39,11 @@ def worker_pids(parent: int) -> list[int]:
 def sockets_of(pid: int, port: int, state: str) -> set[int]:
     """Inodes of the TCP sockets on `port` in `state` that process `pid` holds."""
     held = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # the process has ended
+        return set()
+    for fd in fds:
         try:
             target = os.readlink(fd)
         except OSError:
@@ -55,6 +59,13 @@ def sockets_of(pid: int, port: int, state: str) -> set[int]:
     return held & on_port
 
 
+def serving(srv: ConferServer) -> bool:
+    """Both workers started and each listening (a worker gets its socket after it starts)."""
+    assert srv.proc is not None
+    workers = worker_pids(srv.proc.pid)
+    return len(workers) == 2 and all(sockets_of(pid, srv.port, LISTEN) for pid in workers)
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -65,8 +76,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
 @pytest.fixture
 def two_workers(server_factory: Callable[..., ConferServer]) -> ConferServer:
     srv = server_factory(args=["--workers", "2"])
-    assert srv.proc is not None
-    wait_for(lambda: len(worker_pids(srv.proc.pid)) == 2)
+    wait_for(lambda: serving(srv))
     return srv
 
 
@@ -111,9 +121,8 @@ def test_a_worker_that_dies_is_replaced_and_no_request_is_refused(
     for _ in range(20):
         with httpx.Client(base_url=two_workers.url, timeout=30) as fresh:
             assert fresh.get("/health").status_code == 200
-    wait_for(lambda: len(worker_pids(parent)) == 2 and victim not in worker_pids(parent))
-    replacement = next(p for p in worker_pids(parent) if p != survivor)
-    assert sockets_of(replacement, two_workers.port, LISTEN)
+    wait_for(lambda: victim not in worker_pids(parent) and serving(two_workers))
+    assert survivor in worker_pids(parent)
 
 
 def test_stopping_the_server_stops_every_worker(
@@ -121,7 +130,7 @@ def test_stopping_the_server_stops_every_worker(
 ) -> None:
     srv = server_factory(args=["--workers", "2"])
     assert srv.proc is not None
-    wait_for(lambda: len(worker_pids(srv.proc.pid)) == 2)
+    wait_for(lambda: serving(srv))
     workers = worker_pids(srv.proc.pid)
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(20) == 0

@@ -168,10 +168,10 @@ async def list_meetings(
     latest start first."""
     check_page_size(ctx.settings, page_size)
     key = (user.id, status, page, page_size)
-    data = ctx.meeting_lists.get(user.list_version, key)
-    if data is None:
+    body = ctx.meeting_lists.get(user.list_version, key)
+    if body is None:
         views, total = await svc.listing(ctx.db.reads, user.id, status, page, page_size)
-        data = prerender(
+        body = prerender(
             {
                 "meetings": [meeting_item(v) for v in views],
                 "total": total,
@@ -180,8 +180,8 @@ async def list_meetings(
                 "total_pages": total_pages(total, page_size),
             }
         )
-        ctx.meeting_lists.put(user.list_version, key, data)
-    return respond_prerendered(data)
+        ctx.meeting_lists.put(user.list_version, key, body)
+    return respond_prerendered(body)
 
 
 @router.get("/code/{meeting_code}", response_model=Envelope[MeetingOut])
