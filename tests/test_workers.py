@@ -134,7 +134,7 @@ def test_stopping_the_server_stops_every_worker(
     workers = worker_pids(srv.proc.pid)
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(20) == 0
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert not [pid for pid in workers if alive(pid)]
 
 
 def test_sockets_bound_to_port_zero_share_the_port_they_got() -> None:
@@ -153,3 +153,53 @@ def test_a_port_taken_by_another_program_is_an_error() -> None:
         taken.listen()
         with pytest.raises(OSError):
             bind_sockets("127.0.0.1", taken.getsockname()[1], 2)
+
+
+def test_a_port_another_server_shares_with_so_reuseport_is_an_error() -> None:
+    """A second confer on the port of a running one must not join its group silently."""
+    running = bind_sockets("127.0.0.1", 0, 2)
+    try:
+        for s in running:
+            s.listen()
+        with pytest.raises(OSError):
+            bind_sockets("127.0.0.1", running[0].getsockname()[1], 2)
+    finally:
+        for s in running:
+            s.close()
+
+
+def test_sighup_replaces_every_worker_while_the_port_keeps_answering(
+    two_workers: ConferServer,
+) -> None:
+    assert two_workers.proc is not None
+    parent = two_workers.proc.pid
+    before = set(worker_pids(parent))
+    two_workers.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while not (serving(two_workers) and before.isdisjoint(worker_pids(parent))):
+        assert time.monotonic() < deadline, "workers were not replaced"
+        with httpx.Client(base_url=two_workers.url, timeout=30) as fresh:
+            assert fresh.get("/health").status_code == 200
+        time.sleep(0.2)
+    assert two_workers.proc.poll() is None
+
+
+def test_workers_end_when_their_parent_is_killed(
+    server_factory: Callable[..., ConferServer],
+) -> None:
+    srv = server_factory(args=["--workers", "2"])
+    assert srv.proc is not None
+    wait_for(lambda: serving(srv))
+    workers = worker_pids(srv.proc.pid)
+    srv.proc.kill()
+    srv.proc.wait(10)
+    wait_for(lambda: not [pid for pid in workers if alive(pid)])
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

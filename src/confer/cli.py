@@ -71,7 +71,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return supervise(config)
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it shut down for
+        return 0
     return 0 if server.started else STARTUP_FAILURE
 
 
