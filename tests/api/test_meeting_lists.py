@@ -3,11 +3,15 @@ was told succeeded, whichever worker or tool made it (SQLite and PostgreSQL, two
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.api.meetings_support import ServerDb, create_meeting, join
 from tests.support.api import Api, User, ok
@@ -83,5 +87,35 @@ def test_two_people_see_each_change_to_a_meeting_in_their_lists_at_once(
             "UPDATE meetings SET title = :t WHERE id = :m", t="改期", m=private
         )
         assert item(two_workers, ana, private)["title"] == "改期"  # type: ignore[index]
+    finally:
+        api.close()
+
+
+def test_a_list_is_served_from_the_cache_until_a_write_moves_the_version(
+    postgres_server: ConferServer,
+) -> None:
+    """Shown by a write that bypasses the triggers (as `pg_restore --disable-triggers` would):
+    the list keeps the page it had until the next write that counts."""
+    api = Api(postgres_server.url)
+    try:
+        ana = api.register(full_name="Ana")
+        mid = create_meeting(api, ana, title="周会")["meeting_id"]
+        assert item(postgres_server, ana, mid)["title"] == "周会"  # type: ignore[index]
+
+        async def rename_behind_the_triggers() -> None:
+            engine = create_async_engine(ServerDb(postgres_server).url, poolclass=NullPool)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(text("SET LOCAL session_replication_role = replica"))
+                    await conn.execute(
+                        text("UPDATE meetings SET title = '暗改' WHERE id = :m"), {"m": mid}
+                    )
+            finally:
+                await engine.dispose()
+
+        asyncio.run(rename_behind_the_triggers())
+        assert item(postgres_server, ana, mid)["title"] == "周会"  # type: ignore[index]
+        ok(api.put("/api/v1/users/profile", ana, json={"full_name": "Ana María"}))
+        assert item(postgres_server, ana, mid)["title"] == "暗改"  # type: ignore[index]
     finally:
         api.close()

@@ -4,14 +4,18 @@ by every write a meeting list shows and by no other (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from alembic import command
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from confer.db.migrate import upgrade_async
+import confer.db
+from confer.db.migrate import alembic_config, upgrade_async
 from confer.db.models import (
     MEETING_LISTS,
     ChatMessage,
@@ -21,6 +25,7 @@ from confer.db.models import (
     User,
 )
 from confer.db.session import Database
+from confer.services.meetings import _LIST_COLUMNS
 from tests.support.servers import Postgres
 
 VERSION = select(DataVersion.version).where(DataVersion.name == MEETING_LISTS)
@@ -77,6 +82,12 @@ SHOWN_IN_LISTS: dict[str, Write] = {
 }
 
 NOT_SHOWN: dict[str, Write] = {
+    "a meeting row is locked by rewriting its status": lambda s, ids: s.execute(
+        update(Meeting).where(Meeting.id == ids[2]).values(status=Meeting.status)
+    ),
+    "a participant's role is set to what it was": lambda s, ids: s.execute(
+        update(Participant).where(Participant.user_id == ids[1]).values(role="participant")
+    ),
     "someone mutes": lambda s, ids: s.execute(
         update(Participant).where(Participant.user_id == ids[1]).values(audio_muted=True)
     ),
@@ -96,6 +107,18 @@ NOT_SHOWN: dict[str, Write] = {
 }
 
 
+async def test_a_write_counts_once_it_commits_not_before(db: Database) -> None:
+    ids = await seed(db)
+    before = await version(db)
+    async with db.session() as s:
+        await SHOWN_IN_LISTS["a meeting is renamed"](s, ids)
+        await s.flush()
+        # Outside the writer's transaction nothing has changed yet, the counter included.
+        assert await version(db) == before
+        await s.commit()
+    assert await version(db) > before
+
+
 @pytest.mark.parametrize("write", SHOWN_IN_LISTS, ids=list(SHOWN_IN_LISTS))
 async def test_a_write_a_list_shows_raises_the_version_when_it_commits(
     db: Database, write: str
@@ -104,8 +127,6 @@ async def test_a_write_a_list_shows_raises_the_version_when_it_commits(
     before = await version(db)
     async with db.session() as s:
         await SHOWN_IN_LISTS[write](s, ids)
-        await s.flush()
-        assert await version(db) == before, "visible before the data it stands for"
         await s.commit()
     assert await version(db) > before
 
@@ -158,3 +179,27 @@ async def test_writers_crossing_a_meeting_and_its_participants_do_not_deadlock(
         assert await version(db) >= before + 2
     finally:
         await db.dispose()
+
+
+def test_the_triggers_watch_every_column_a_list_shows() -> None:
+    """A column added to the list must be added to what raises the version (a migration)."""
+    path = Path(confer.db.__file__).parent / "migrations/versions/0004_meeting_list_version.py"
+    spec = importlib.util.spec_from_file_location("migration_0004", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    shown = {c.name for c in _LIST_COLUMNS} - {"id"}  # a meeting's id never changes
+    assert shown <= set(migration.WATCHED["meetings"])
+    assert {"meeting_id", "user_id", "role", "state"} <= set(migration.WATCHED["participants"])
+    assert {"username", "full_name"} <= set(migration.WATCHED["users"])
+
+
+async def test_the_migration_goes_down_and_up_again(db: Database) -> None:
+    await seed(db)
+    await asyncio.to_thread(command.downgrade, alembic_config(db.url), "0003")
+    await upgrade_async(db.url)
+    before = await version(db)
+    async with db.session() as s:
+        await s.execute(update(Meeting).values(title="又改"))
+        await s.commit()
+    assert await version(db) > before

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+ENTRY_OVERHEAD = 200  # bytes a cached body costs beyond its length (key, dict slot, object)
+
 
 class VersionedCache:
-    """Rendered bodies under one data version at a time, up to `max_bytes` in all; a newer
-    version empties it. A version of None (the counter's row is missing) caches nothing."""
+    """Rendered bodies under one data version at a time, up to `max_bytes` in all. A version
+    of None (the counter's row is missing) caches nothing."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.version = -1
+        self.version: int | None = None
         self.size = 0
         self._bodies: dict[Hashable, bytes] = {}
 
@@ -32,21 +34,25 @@ class VersionedCache:
         return self._bodies.get(key) if version == self.version else None
 
     def put(self, version: int | None, key: Hashable, body: bytes) -> None:
-        # A reader that saw an older version may finish after a newer one was cached: what it
-        # rendered is kept by nobody.
-        if version is None or version < self.version or len(body) > self.max_bytes:
+        cost = len(body) + ENTRY_OVERHEAD
+        if version is None or cost > self.max_bytes:
             return
-        if version > self.version:
+        if version != self.version:
+            # Newer data; or a reader that read the version just before a write finished last
+            # (its page then waits for the next miss); or a counter that went back (a database
+            # restored under running servers), whose old numbers must not find old pages.
             self._bodies.clear()
             self.size = 0
             self.version = version
         old = self._bodies.pop(key, None)
         if old is not None:
-            self.size -= len(old)
-        while self.size + len(body) > self.max_bytes:
-            self.size -= len(self._bodies.pop(next(iter(self._bodies))))  # the oldest
-        self._bodies[key] = body
-        self.size += len(body)
+            self.size -= len(old) + ENTRY_OVERHEAD
+        while self.size + cost > self.max_bytes:
+            oldest = self._bodies.pop(next(iter(self._bodies)))
+            self.size -= len(oldest) + ENTRY_OVERHEAD
+        # A copy of exactly its length: orjson's output keeps a larger buffer (4 KB or more).
+        self._bodies[key] = bytes(memoryview(body))
+        self.size += cost
 
     def __len__(self) -> int:
         return len(self._bodies)

@@ -180,7 +180,8 @@ async def list_meetings(
                 "total_pages": total_pages(total, page_size),
             }
         )
-        ctx.meeting_lists.put(user.list_version, key, body)
+        if views or page == 1:  # pages past the end are cheap, and unbounded in number
+            ctx.meeting_lists.put(user.list_version, key, body)
     return respond_prerendered(body)
 
 
