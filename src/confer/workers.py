@@ -11,6 +11,9 @@ A worker that dies is replaced on its own socket, which the parent keeps open me
 connections that arrive in between wait in its backlog instead of being refused (and wait
 for the replacement's start-up, a few seconds). SIGHUP replaces the workers one at a time;
 SIGINT, SIGTERM and SIGQUIT stop them. Workers end with the parent, however it ends.
+
+The kernel does not know whether a worker is busy, and uvicorn's health pings are answered by a
+thread: a worker whose event loop is stuck is not replaced and keeps its share of new connections.
 """
 
 from __future__ import annotations
