@@ -126,15 +126,11 @@ def test_a_worker_that_dies_is_replaced_and_no_request_is_refused(
     assert survivor in worker_pids(parent)
 
 
-def test_stopping_the_server_stops_every_worker(
-    server_factory: Callable[..., ConferServer],
-) -> None:
-    srv = server_factory(args=["--workers", "2"])
-    assert srv.proc is not None
-    wait_for(lambda: serving(srv))
-    workers = worker_pids(srv.proc.pid)
-    srv.proc.send_signal(signal.SIGTERM)
-    assert srv.proc.wait(20) == 0
+def test_stopping_the_server_stops_every_worker(two_workers: ConferServer) -> None:
+    assert two_workers.proc is not None
+    workers = worker_pids(two_workers.proc.pid)
+    two_workers.proc.send_signal(signal.SIGTERM)
+    assert two_workers.proc.wait(20) == 0
     assert not [pid for pid in workers if alive(pid)]
 
 
@@ -185,15 +181,11 @@ def test_sighup_replaces_every_worker_while_the_port_keeps_answering(
     assert two_workers.proc.poll() is None
 
 
-def test_workers_end_when_their_parent_is_killed(
-    server_factory: Callable[..., ConferServer],
-) -> None:
-    srv = server_factory(args=["--workers", "2"])
-    assert srv.proc is not None
-    wait_for(lambda: serving(srv))
-    workers = worker_pids(srv.proc.pid)
-    srv.proc.kill()
-    srv.proc.wait(10)
+def test_workers_end_when_their_parent_is_killed(two_workers: ConferServer) -> None:
+    assert two_workers.proc is not None
+    workers = worker_pids(two_workers.proc.pid)
+    two_workers.proc.kill()
+    two_workers.proc.wait(10)
     wait_for(lambda: not [pid for pid in workers if alive(pid)])
 
 

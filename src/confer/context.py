@@ -24,7 +24,7 @@ class AppContext:
     bus: EventBus
     accounts: Accounts
     # Rendered meeting lists by (user, status, page, page_size), see services.list_cache.
-    meeting_lists: VersionedCache = field(default_factory=lambda: VersionedCache(32 << 20))
+    meeting_lists: VersionedCache
     # Optional subsystems (signaling hub, SFU, AI) register themselves here by name.
     extras: dict[str, Any] = field(default_factory=dict)
 
