@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from confer.workers import bind_sockets
-from tests.support.servers import ConferServer
+from tests.support.servers import ConferServer, Redis
 
 LISTEN, ESTABLISHED = "0A", "01"
 
@@ -74,8 +74,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 @pytest.fixture
-def two_workers(server_factory: Callable[..., ConferServer]) -> ConferServer:
-    srv = server_factory(args=["--workers", "2"])
+def two_workers(server_factory: Callable[..., ConferServer], redis_server: Redis) -> ConferServer:
+    srv = server_factory({"CONFER_REDIS_URL": redis_server.url}, ["--workers", "2"])
     wait_for(lambda: serving(srv))
     return srv
 

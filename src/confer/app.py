@@ -26,6 +26,18 @@ from confer.errors import AppError
 
 log = logging.getLogger("confer")
 
+# Which of the contract's services (`Settings.services`) serves each group of routes; the
+# rest (health, metrics) every process serves. deploy/nginx routes paths the same way.
+ROUTE_SERVICE = {
+    users: "user",
+    auth: "user",
+    meetings: "meeting",
+    participants: "meeting",
+    media: "media",
+    ai: "ai",
+    transcripts_route: "ai",
+}
+
 _HTTP_TYPES = {
     400: "BadRequest",
     401: "AuthenticationError",
@@ -140,17 +152,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     install_error_handlers(app)
+    services = set(settings.services)
     # The routes themselves, not included routers (see `api_router`); the hottest come first.
     hottest_first = (users, meetings, participants, auth, media, ai, transcripts_route)
     for module in (*hottest_first, health, metrics_route):
+        service = ROUTE_SERVICE.get(module)
+        if service is not None and service not in services:
+            continue
         for route in module.router.routes:
             route.dependency_overrides_provider = app  # type: ignore[attr-defined]
             app.router.routes.append(route)
     api_docs.install(app, API_PREFIX)
-    ai_service.install(app)  # before signaling: the hub looks the AI service up
+    if "ai" in services:
+        ai_service.install(app)  # before signaling: the hub looks the AI service up
     sfu.install(app)  # the media plane the hub finds in ctx.extras["media"]
-    signaling.install(app)
-    web.install(app)
+    if "signaling" in services:
+        signaling.install(app)
+    if "meeting" in services:
+        web.install(app)
     install_middleware(app, settings)
     return app
 

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from confer.config import InsecureConfiguration, load_settings
+from confer.config import SERVICES, InsecureConfiguration, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -23,7 +23,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.data_dir:
         os.environ["CONFER_DATA_DIR"] = args.data_dir
-    settings = load_settings()
+    if args.only:
+        os.environ["CONFER_SERVICES"] = args.only  # the workers read it too
+    try:
+        settings = load_settings()
+    except ValueError as exc:  # pydantic's ValidationError is one
+        print(f"confer: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    alone = len(settings.services) < len(SERVICES)
+    if (args.workers > 1 or alone) and not settings.redis_url:
+        what = f"--workers {args.workers}" if args.workers > 1 else f"--only {args.only}"
+        print(
+            f"confer: refusing to start: {what} needs CONFER_REDIS_URL. Processes find each "
+            "other (and a meeting's media server) through Redis; without it a meeting would be "
+            "split across processes whose participants cannot see or hear each other.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.port is None:
+        args.port = SERVICES[settings.services[0]] if len(settings.services) == 1 else 8000
     try:
         settings.resolve_secret()  # fail fast, before binding a port
     except InsecureConfiguration as exc:
@@ -165,8 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port",
         type=int,
-        default=int(os.environ.get("CONFER_PORT", "8000")),
-        help="port to bind (default 8000; CONFER_PORT)",
+        default=int(os.environ["CONFER_PORT"]) if os.environ.get("CONFER_PORT") else None,
+        help="port to bind (default 8000, or the contract's port of the one service run with "
+        "--only; CONFER_PORT)",
+    )
+    serve.add_argument(
+        "--only",
+        help="the contract's services to run, comma-separated: "
+        f"{','.join(SERVICES)} (default all; each alone listens on its contract port; "
+        "CONFER_SERVICES)",
     )
     serve.add_argument(
         "--tls",
@@ -179,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=int(os.environ.get("CONFER_WORKERS", "1")),
-        help="HTTP worker processes (default 1; more need CONFER_REDIS_URL)",
+        help="worker processes, each a node of its own (default 1; more need CONFER_REDIS_URL)",
     )
     serve.add_argument("--data-dir", help="overrides CONFER_DATA_DIR")
     serve.add_argument("--no-migrate", action="store_true", help="skip applying migrations")

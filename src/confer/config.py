@@ -30,6 +30,14 @@ WELL_KNOWN_SECRETS = frozenset(
     }
 )
 MIN_SECRET_LENGTH = 32
+# The contract's services and the ports they listen on when run alone (`confer serve --only`).
+SERVICES = {
+    "user": 8080,
+    "signaling": 8081,
+    "meeting": 8082,
+    "media": 8083,
+    "ai": 8084,
+}
 
 
 class InsecureConfiguration(RuntimeError):
@@ -47,6 +55,8 @@ class Settings(BaseSettings):
     mode: Literal["dev", "prod"] = "dev"
     secret_key: str = ""
     public_url: str = ""
+    # The contract's services this process runs (`confer serve --only`); see `SERVICES`.
+    services: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(SERVICES))
 
     access_token_ttl: int = 86400
     refresh_token_ttl: int = 30 * 86400
@@ -130,10 +140,13 @@ class Settings(BaseSettings):
     )
     sfu_max_bitrate: int = 2_500_000  # per published video track, bits/s
     sfu_test_send_loss: float = 0.0  # test switch: drop this fraction sent to subscribers
+    # Peers one node's SFU takes before new meetings go to other nodes (with Redis).
+    sfu_node_capacity: int = 400
 
     @field_validator(
         "stun_servers",
         "turn_urls",
+        "services",
         "cors_origins",
         "ai_languages",
         "sfu_ice_addresses",
@@ -148,6 +161,19 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("services")
+    @classmethod
+    def _known_services(cls, value: list[str]) -> list[str]:
+        names = [v.strip().lower() for v in value]
+        if names == ["all"] or not names:
+            return list(SERVICES)
+        if "notification" in names:
+            raise ValueError("the notification service (8085) is not built yet")
+        unknown = sorted(set(names) - set(SERVICES))
+        if unknown:
+            raise ValueError(f"unknown services {unknown}; known: {', '.join(SERVICES)}, all")
+        return [n for n in SERVICES if n in names]
 
     @cached_property
     def sqlite_path(self) -> Path:

@@ -24,7 +24,7 @@ FRESH_CONNECTIONS = 8  # each lands on either worker, by the kernel's hash of it
 def two_workers(
     request: pytest.FixtureRequest, server_factory: Callable[..., ConferServer]
 ) -> ConferServer:
-    env = {}
+    env = {"CONFER_REDIS_URL": request.getfixturevalue("redis_server").url}
     if request.param == "postgres":
         pg: Postgres = request.getfixturevalue("postgres")
         env["CONFER_DATABASE_URL"] = pg.create_database("list_cache")

@@ -15,7 +15,7 @@ from starlette.routing import Mount
 
 from confer.api.middleware.metrics import UNROUTED, route_template
 from tests.support.api import Api, err
-from tests.support.servers import ConferServer
+from tests.support.servers import ConferServer, Redis
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -148,9 +148,9 @@ def test_the_route_label_is_the_full_template(route: object, path: str, template
 
 
 def test_worker_processes_are_counted_together(
-    server_factory: Callable[..., ConferServer],
+    server_factory: Callable[..., ConferServer], redis_server: Redis
 ) -> None:
-    api = Api(server_factory(args=["--workers", "2"]).url)
+    api = Api(server_factory({"CONFER_REDIS_URL": redis_server.url}, ["--workers", "2"]).url)
     requests = 64
 
     def fetch(_: int) -> int:

@@ -111,6 +111,14 @@ def set_tap(room: Any, enabled: bool, emit: Callable[[dict[str, Any]], None], wr
 # -- the API process's half ------------------------------------------------------------------
 
 
+def room_wants_captions(ctx: Any, meeting_id: int) -> bool | None:
+    """The meeting's `enable_ai_analysis` as this process's hub knows it; None without a room
+    here (no socket of the meeting on this process)."""
+    hub = ctx.extras.get("signaling")
+    room = hub.rooms.get(meeting_id) if hub is not None else None
+    return None if room is None else bool(room.settings.get("enable_ai_analysis"))
+
+
 @dataclass
 class _Stream:
     meeting_id: int
@@ -131,6 +139,9 @@ class CaptionRelay:
         self.dropped = 0
         self._sweeper: asyncio.Task[None] | None = None
         self.flags: dict[int, bool] = {}  # meeting -> what its SFU worker was last told
+        # meeting -> its AI setting, for meetings whose sockets are all on other nodes (the
+        # distributed plane passes on what their requests say)
+        self.remote: dict[int, bool] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # (meeting, user) -> muted by the host; SfuPlane points it at its own record
         self.audio_blocked: Callable[[int, int], bool] = lambda _meeting, _user: False
@@ -149,9 +160,8 @@ class CaptionRelay:
 
     def enabled(self, meeting_id: int) -> bool:
         """Whether the meeting was created (or updated) with `enable_ai_analysis`."""
-        hub = self.ctx.extras.get("signaling")
-        room = hub.rooms.get(meeting_id) if hub is not None else None
-        return bool(room is not None and room.settings.get("enable_ai_analysis"))
+        here = room_wants_captions(self.ctx, meeting_id)
+        return self.remote.get(meeting_id, False) if here is None else here
 
     def flag(self, meeting_id: int) -> bool:
         """The `captions` flag for a message to the meeting's worker, remembered."""

@@ -160,6 +160,12 @@ class SfuPlane:
             if self.captions is not None:
                 self.captions.close_where(peer.meeting_id)
 
+    async def peer_moved(self, peer: PeerRef) -> None:
+        await self.peer_left(peer)
+        self.peers.setdefault(peer.meeting_id, {})[(peer.user_id, peer.peer_id)] = peer
+        if self.sink is not None:
+            await self.sink.send(peer, messages.MEDIA_RESET, {"reason": "node_lost"})
+
     async def set_publish_allowed(
         self, meeting_id: int, user_id: int, media_type: str, allowed: bool
     ) -> None:

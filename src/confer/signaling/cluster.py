@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from confer.bus import EventBus
 from confer.db.models import utcnow
 from confer.signaling.codec import Outbound
 from confer.signaling.connection import Connection
@@ -122,6 +123,17 @@ class Cluster:
                     await self.hub.announce_left(meeting_id, e, "disconnected")
 
 
+def _from_server(peer: PeerRef, msg_type: int, payload: dict[str, Any]) -> dict[str, Any]:
+    return message(
+        msg_type,
+        peer.meeting_id,
+        payload,
+        to_user_id=peer.user_id,
+        session_id=peer.session_id,
+        peer_id=peer.peer_id,
+    )
+
+
 class HubSink:
     """How the media plane reaches sockets: messages from the server, `from_user_id` 0."""
 
@@ -129,14 +141,7 @@ class HubSink:
         self.hub = hub
 
     async def send(self, peer: PeerRef, msg_type: int, payload: dict[str, Any]) -> None:
-        msg = message(
-            msg_type,
-            peer.meeting_id,
-            payload,
-            to_user_id=peer.user_id,
-            session_id=peer.session_id,
-            peer_id=peer.peer_id,
-        )
+        msg = _from_server(peer, msg_type, payload)
         room = self.hub.rooms.get(peer.meeting_id)
         s = room.sessions.get(peer.session_id) if room else None
         if s is not None:
@@ -146,3 +151,20 @@ class HubSink:
 
     async def broadcast(self, meeting_id: int, msg_type: int, payload: dict[str, Any]) -> None:
         await self.hub.to_room(meeting_id, message(msg_type, meeting_id, payload))
+
+
+class BusSink:
+    """How the media plane of a process without a hub (`--only media`) reaches sockets: every
+    message goes on the bus to the processes that hold them."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    async def send(self, peer: PeerRef, msg_type: int, payload: dict[str, Any]) -> None:
+        body = {"k": "user", "u": peer.user_id, "p": peer.peer_id, "x": None, "n": ""}
+        body["m"] = _from_server(peer, msg_type, payload)
+        await self.bus.publish(signal_topic(peer.meeting_id), body)
+
+    async def broadcast(self, meeting_id: int, msg_type: int, payload: dict[str, Any]) -> None:
+        body = {"k": "room", "x": None, "n": "", "m": message(msg_type, meeting_id, payload)}
+        await self.bus.publish(signal_topic(meeting_id), body)

@@ -209,6 +209,10 @@ class Hub:
         """Register a new socket: resume its session if it names one of its own, else join."""
         room = await self.room(a.meeting_id, a)
         s = await self._resume(room, conn, a, peer_id, session_hint)
+        moved = False  # resumed from a process that held the socket until it went away
+        if s is None:
+            s = await self.cluster.claim(room, conn, a, peer_id, session_hint)
+            moved = s is not None
         resumed = s is not None
         if s is None:
             s = Session(
@@ -230,6 +234,10 @@ class Hub:
         self.records.touch(a.meeting_id, a.user_id)
         entries = await self.presence.snapshot(a.meeting_id)
         self.unicast(s, room_info(self, s, entries, resumed))
+        plane = self.media
+        if moved and plane is not None:
+            with contextlib.suppress(Exception):
+                await plane.peer_moved(s.peer)
         if not resumed:
             await self.to_room(
                 a.meeting_id,
@@ -267,7 +275,7 @@ class Hub:
             local.epoch += 1
             await self.presence.put(a.meeting_id, local.entry(self.node))
             return local
-        return await self.cluster.claim(room, conn, a, peer_id, hint)
+        return None
 
     def forget(self, room: Room, s: Session, code: int, reason: str) -> None:
         """Drop a session here without telling anyone (it lives on elsewhere)."""

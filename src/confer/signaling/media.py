@@ -49,6 +49,11 @@ class MediaPlane(Protocol):
         """The peer's socket is gone for good (leave, kick, grace period over): close its
         transport at once and renegotiate the others."""
 
+    async def peer_moved(self, peer: PeerRef) -> None:
+        """The peer's session resumed on this process after the one holding its socket went
+        away: what the SFU sent it meanwhile is lost, so its media starts afresh
+        (`media-reset`)."""
+
     async def set_publish_allowed(
         self, meeting_id: int, user_id: int, media_type: str, allowed: bool
     ) -> None:
