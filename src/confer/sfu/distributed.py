@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -86,7 +87,8 @@ class DistributedPlane:
         self.local: Any | None = local  # this node's SfuPlane, or None (no SFU here)
         self.capacity = capacity
         self.wants_captions = wants_captions
-        self.node = os.urandom(6).hex()
+        # Readable in logs and Redis: which host and process a meeting's media lives on.
+        self.node = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.sink: MediaSink | None = None
         self.owners: dict[int, str] = {}  # meeting -> owner, for meetings with peers here
         self.peers: dict[int, dict[tuple[int, str], PeerRef]] = {}
