@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Where uploads are kept (default <data_dir>/uploads); nodes of one deployment share it
+    # (NFS or the like), since any node may serve a download.
+    uploads_dir: Path | None = None
     max_upload_bytes: int = 50 * 1024 * 1024
     max_page_size: int = 100
     # Rendered meeting lists each process keeps (services.list_cache), MB; 0 turns it off.
@@ -185,7 +188,7 @@ class Settings(BaseSettings):
 
     @property
     def upload_dir(self) -> Path:
-        return self.data_dir / "uploads"
+        return self.uploads_dir or self.data_dir / "uploads"
 
     def resolve_secret(self) -> str:
         """Return the JWT secret, generating a persistent one in dev mode."""

@@ -20,19 +20,9 @@ from tests.sfu.conftest import Client, wait_until
 from tests.sfu.test_browser import decoding, hearing
 from tests.signaling.support import meeting, ws_url
 from tests.support.api import Api, User
-from tests.support.servers import ConferServer, Postgres, Redis
+from tests.support.servers import ConferServer, Postgres, Redis, cluster_env
 
 CLIENT_JS = (Path(__file__).parent / "static" / "client.js").read_text()
-MEDIA_ENV = {"CONFER_SFU_ICE_ADDRESSES": "127.0.0.1", "CONFER_SFU_WORKERS": "1"}
-
-
-def cluster_env(postgres: Postgres, redis_server: Redis, db: int, name: str) -> dict[str, str]:
-    return {
-        **MEDIA_ENV,
-        "CONFER_DATABASE_URL": postgres.create_database(name),
-        "CONFER_REDIS_URL": redis_server.url.rsplit("/", 1)[0] + f"/{db}",
-        "CONFER_SECRET_KEY": "a-secret-the-nodes-share-" + "x" * 16,
-    }
 
 
 def owner_of(env: dict[str, str], meeting_id: int) -> str | None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,169 +12,19 @@ import time
 from pathlib import Path
 
 import httpx
+from deploy.processes import Postgres, Redis, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
-
-
-def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Stop a process we started, by its PID: SIGTERM, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def _as_postgres_user() -> list[str]:
-    """initdb refuses to run as root; use Debian's `postgres` account when we are root."""
-    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-
-class Postgres:
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="confer-pg-"))
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Postgres:
-        if not (PG_BIN / "postgres").exists():
-            raise RuntimeError("PostgreSQL 15 is not installed (make test installs it)")
-        prefix = _as_postgres_user()
-        if prefix:
-            shutil.chown(self.dir, "postgres", "postgres")
-        data = self.dir / "data"
-        subprocess.run(
-            [
-                *prefix,
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "confer",
-                "-A",
-                "trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        self.proc = subprocess.Popen(
-            [
-                *prefix,
-                str(PG_BIN / "postgres"),
-                "-D",
-                str(data),
-                "-p",
-                str(self.port),
-                "-h",
-                "127.0.0.1",
-                "-k",
-                str(self.dir),
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=300",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.dir / "log", "w"),  # noqa: SIM115
-        )
-        wait_for_port(self.port, proc=self.proc)
-        return self
-
-    def create_database(self, name: str) -> str:
-        for _ in range(50):
-            r = subprocess.run(
-                [
-                    *_as_postgres_user(),
-                    str(PG_BIN.parent / "bin" / "createdb"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    "confer",
-                    name,
-                ],
-                capture_output=True,
-                text=True,
-            )
-            if r.returncode == 0:
-                break
-            if "starting up" not in r.stderr:
-                raise RuntimeError(r.stderr)
-            time.sleep(0.1)
-        return f"postgresql+asyncpg://confer@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        if self.proc:
-            stop(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Redis:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> Redis:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise RuntimeError("redis-server is not installed (make test installs it)")
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, proc=self.proc)
-        return self
-
-    def stop(self) -> None:
-        if self.proc:
-            stop(self.proc)
-
+__all__ = [
+    "ROOT",
+    "ConferServer",
+    "Postgres",
+    "Redis",
+    "cluster_env",
+    "free_port",
+    "stop",
+    "wait_for_port",
+]
 
 # Settings that keep test servers quick and deterministic; tests override what they exercise.
 TEST_ENV = {
@@ -188,6 +36,20 @@ TEST_ENV = {
     "CONFER_WS_RATE_LIMIT_RPS": "10000",
     "CONFER_WS_RATE_LIMIT_BURST": "10000",
 }
+
+
+def cluster_env(postgres: Postgres, redis: Redis, db: int, name: str) -> dict[str, str]:
+    """Settings for nodes of one deployment: a database of their own in `postgres`, and a Redis
+    database number of their own, so that no other test's nodes are candidates to hold their
+    meetings' media (pub/sub is shared, but its topics are per meeting and per node)."""
+    return {
+        "CONFER_DATABASE_URL": postgres.create_database(name),
+        "CONFER_REDIS_URL": redis.url.rsplit("/", 1)[0] + f"/{db}",
+        "CONFER_SECRET_KEY": f"the secret {name}'s nodes share, long enough",
+        "CONFER_SFU_ICE_ADDRESSES": "127.0.0.1",
+        "CONFER_SFU_WORKERS": "1",
+        "CONFER_UPLOADS_DIR": tempfile.mkdtemp(prefix=f"confer-{name}-uploads-"),
+    }
 
 
 class ConferServer:

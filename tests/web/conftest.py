@@ -72,6 +72,7 @@ def clients(browser: Browser, sqlite_server: ConferServer) -> Iterator[ClientFac
             permissions=["clipboard-read", "clipboard-write", "camera", "microphone"],
             is_mobile=phone,
             has_touch=phone,
+            ignore_https_errors=True,  # self-signed test certificates (confer --tls, nginx)
         )
         context.set_default_timeout(20_000)
         context.add_init_script(TRACK_PEER_CONNECTIONS)
