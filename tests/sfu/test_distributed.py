@@ -7,6 +7,7 @@ connected to the node the test picks.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -123,3 +124,52 @@ def test_when_the_node_holding_the_media_is_killed_media_moves_to_another(
     back = time.monotonic() - killed
     print(f"media back on every client {back:.1f} s after the SIGKILL")
     assert owner_of(env, m.id) not in (None, first)
+
+
+def test_two_workers_of_one_server_are_two_nodes_of_one_meeting(
+    postgres: Postgres,
+    redis_server: Redis,
+    server_factory: Callable[..., ConferServer],
+    browser: Any,
+) -> None:
+    """`--workers 2`: the kernel spreads sockets over the workers, media meets on one SFU."""
+    env = cluster_env(postgres, redis_server, 8, "two_workers_media")
+    server = server_factory(env, ["--workers", "2"])
+    m = meeting(Api(server.url), n_members=1)
+    host, guest = m.host, m.members[0]
+    presence = redis.Redis.from_url(env["CONFER_REDIS_URL"])
+
+    def node_of(peer: str) -> str | None:
+        entries = [json.loads(e) for e in presence.hgetall(f"confer:sig:room:{m.id}").values()]
+        return next((e["node"] for e in entries if e["peer_id"] == peer), None)
+
+    def open_tab(user: User, peer: str) -> tuple[Any, Client]:
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        page.goto(server.url + "/health")
+        page.add_script_tag(content=CLIENT_JS)
+        url = ws_url(server, user, m.id, peer)
+        page.evaluate("o => sfu.start(o)", {"url": url, "meetingId": m.id})
+        return ctx, Client(page)
+
+    contexts = []
+    try:
+        ctx, h = open_tab(host, "host")
+        contexts.append(ctx)
+        here = wait_until(lambda: node_of("host"))
+        for attempt in range(12):  # each new connection lands on a worker by its port's hash
+            ctx, g = open_tab(guest, f"guest{attempt}")
+            contexts.append(ctx)
+            if wait_until(lambda attempt=attempt: node_of(f"guest{attempt}")) != here:
+                break
+            g.page.evaluate("sfu.send(5, {})")  # leave-room, then try another connection
+            ctx.close()
+            contexts.pop()
+        else:
+            pytest.fail("twelve connections in a row landed on the host's worker")
+        wait_until(lambda: decoding(g, {host.user_id}), timeout=40)
+        wait_until(lambda: decoding(h, {guest.user_id}), timeout=40)
+        wait_until(lambda: hearing(h, {guest.user_id}))
+    finally:
+        for ctx in contexts:
+            ctx.close()
