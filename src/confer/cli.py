@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("CONFER_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # The transport cap sits above the protocol limit so that an oversized message gets
         # the signaling error 413 rather than a bare 1009 close.
         ws_max_size=max(4 * settings.ws_max_message_bytes, 1 << 20),

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     mode: Literal["dev", "prod"] = "dev"
     secret_key: str = ""
     public_url: str = ""
+    # Proxies whose X-Forwarded-For / -Proto are believed (the gateway), comma-separated.
+    forwarded_allow_ips: str = "127.0.0.1"
     # The contract's services this process runs (`confer serve --only`); see `SERVICES`.
     services: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(SERVICES))
 

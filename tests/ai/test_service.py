@@ -13,7 +13,7 @@ import pytest
 from confer.ai.service import AIService
 from confer.config import Settings
 from confer.errors import Unavailable
-from tests.ai.speech import BECKETT_TEXT, beckett_path, wer
+from tests.ai.speech import BECKETT_TEXT, SAME_WORDS, beckett_path, wer
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ async def test_the_event_loop_keeps_running_during_inference(service: AIService)
     result = await service.recognize(1, beckett_path().read_bytes(), "wav", 16000, "en")
     stop.set()
     await task
-    assert wer(BECKETT_TEXT, result["text"]) <= 0.1
+    assert wer(BECKETT_TEXT, result["text"]) <= SAME_WORDS
     assert ticks >= 10  # the loop ticked all along while the model worked elsewhere
 
 
@@ -54,7 +54,7 @@ async def test_a_killed_worker_is_replaced_on_the_next_request(service: AIServic
         await asyncio.sleep(0.05)
     assert not service.worker.alive, "the dead worker was not noticed within 30 s"
     result = await service.recognize(1, beckett_path().read_bytes(), "wav", 16000, "en")
-    assert wer(BECKETT_TEXT, result["text"]) <= 0.1
+    assert wer(BECKETT_TEXT, result["text"]) <= SAME_WORDS
     assert service.worker.pid not in (None, first)
 
 

@@ -97,34 +97,22 @@ def test_host_mute_over_media_control_stops_that_audio_in_the_sfu(
 
 
 @pytest.fixture(scope="module")
-def coturn() -> Iterator[tuple[int, str]]:
-    """coturn on loopback with TURN REST API credentials (`use-auth-secret`)."""
-    import shutil
-    import subprocess
-    import tempfile
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    """coturn on loopback with deploy/coturn/turnserver.conf (TURN REST API credentials)."""
+    from deploy.local import coturn_conf
+    from deploy.processes import Coturn
 
-    from tests.support.servers import free_port, stop, wait_for_port
+    from tests.support.servers import free_port
 
-    exe = shutil.which("turnserver")
-    if exe is None:
-        pytest.fail("coturn is not installed (apt-get install coturn)")
+    run_dir = tmp_path_factory.mktemp("coturn")
     port, secret = free_port(), "confer-turn-test-secret"
-    relay = free_port()
-    log = tempfile.mkstemp(prefix="coturn-", suffix=".log")[1]
-    proc = subprocess.Popen(
-        [exe, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
-         f"--listening-port={port}", f"--min-port={relay}", f"--max-port={relay + 20}",
-         "--use-auth-secret", f"--static-auth-secret={secret}", "--realm=confer.test",
-         "--no-tls", "--no-dtls", "--no-tcp-relay", "--allow-loopback-peers", "--no-cli",
-         "--fingerprint", f"--log-file={log}", "--simple-log"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    # The shipped file refuses private peers; the test's peers are on loopback.
+    conf = coturn_conf(run_dir, port=port, secret=secret, extra="allow-loopback-peers")
+    turn = Coturn(conf, run_dir, port).start()
     try:
-        # coturn listens on UDP and TCP; the TCP port tells us it is up.
-        wait_for_port(port, proc=proc)
         yield port, secret
     finally:
-        stop(proc)
+        turn.stop()
 
 
 def test_relay_only_clients_reach_the_sfu_through_coturn_with_the_join_apis_servers(

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
-from deploy.processes import Postgres, Redis, free_port, stop, wait_for_port
+from deploy.processes import PG_BIN, Postgres, Redis, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 __all__ = [
+    "PG_BIN",
     "ROOT",
     "ConferServer",
     "Postgres",

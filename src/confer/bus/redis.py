@@ -22,6 +22,8 @@ class RedisBus(EventBus):
         self.redis = aioredis.from_url(url)
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self._reader: asyncio.Task[None] | None = None
+        self._outbox: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.redis.ping()
@@ -30,6 +32,9 @@ class RedisBus(EventBus):
         self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._flusher, 2.0)
         if self._reader:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -40,7 +45,31 @@ class RedisBus(EventBus):
         await super().close()
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
-        await self.redis.publish(PREFIX + topic, orjson.dumps(message))
+        """Delivered in the order of the calls: a pool of connections would let a later
+        message overtake an earlier one (an SFU's second offer its first, say). Messages
+        published while a batch is on the wire go out together in the next one."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((PREFIX + topic, orjson.dumps(message), fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for channel, data, _ in batch:
+                        pipe.publish(channel, data)
+                    await pipe.execute()
+            except Exception as exc:
+                for *_, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for *_, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
 
     async def _on_first_subscriber(self, topic: str) -> None:
         await self._pubsub.subscribe(PREFIX + topic)

@@ -1,0 +1,54 @@
+"""The Redis bus against a real Redis: what one process publishes arrives in order."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from confer.bus.redis import RedisBus
+from tests.support.servers import Redis
+
+
+async def test_messages_published_at_once_arrive_in_the_order_of_the_calls(
+    redis_server: Redis,
+) -> None:
+    sender, receiver = RedisBus(redis_server.url), RedisBus(redis_server.url)
+    await sender.start()
+    await receiver.start()
+    got: list[int] = []
+    done = asyncio.Event()
+
+    async def keep(body: dict) -> None:
+        got.append(body["n"])
+        if len(got) == 2000:
+            done.set()
+
+    try:
+        await receiver.subscribe("ordered", keep)
+        await asyncio.sleep(0.1)  # the subscription is in place
+        # As the SFU's messages for a peer are: each from a task of its own, started in order.
+        await asyncio.gather(*(sender.publish("ordered", {"n": n}) for n in range(2000)))
+        await asyncio.wait_for(done.wait(), 10)
+        assert got == list(range(2000))
+    finally:
+        await sender.close()
+        await receiver.close()
+
+
+async def test_a_publish_to_a_closed_connection_raises_instead_of_hanging(
+    redis_server: Redis,
+) -> None:
+    bus = RedisBus(redis_server.url)
+    await bus.start()
+    await bus.redis.connection_pool.disconnect()
+    bus.redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
+    try:
+        await asyncio.wait_for(bus.publish("nowhere", {"x": 1}), 10)
+    except (RedisConnectionError, OSError):
+        pass
+    else:
+        raise AssertionError("publishing without a server succeeded")
+    finally:
+        bus.redis.connection_pool.connection_kwargs["port"] = redis_server.port
+        await bus.close()
