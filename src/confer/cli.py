@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from confer.config import SERVICES, InsecureConfiguration, load_settings
+from confer.config import SERVICES, InsecureConfiguration, load_settings, port_for
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -41,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     if args.port is None:
-        args.port = SERVICES[settings.services[0]] if len(settings.services) == 1 else 8000
+        args.port = port_for(settings.services)
     try:
         settings.resolve_secret()  # fail fast, before binding a port
     except InsecureConfiguration as exc:

@@ -38,6 +38,12 @@ SERVICES = {
     "media": 8083,
     "ai": 8084,
 }
+DEFAULT_PORT = 8000  # several services in one process (all of them by default)
+
+
+def port_for(services: list[str]) -> int:
+    """The port a process serving `services` listens on unless told otherwise."""
+    return SERVICES[services[0]] if len(services) == 1 else DEFAULT_PORT
 
 
 class InsecureConfiguration(RuntimeError):
