@@ -1,4 +1,4 @@
-"""Two nodes against one, same load, same run: signaling fan-out and SFU forwarding.
+"""Two nodes against one, same load, same run: signaling fan-out, SFU forwarding, failover.
 
 Every configuration is real `confer serve` processes sharing one PostgreSQL and one Redis
 (the one-node row uses Redis too, so the rows differ only in the number of nodes). Clients are
@@ -14,6 +14,9 @@ spread round-robin over the nodes, as nginx spreads them.
    sockets are. Reported: forwarded packets/s, loss, join -> first frame, CPU per forwarded
    packet summed over every confer process and its SFU workers, and the busiest process's
    share of a core (what bounds a node).
+3. A media node killed: one signaling node holds the bots' sockets, two media-only nodes the
+   meetings' media; SIGKILL the one holding more meetings and time every moved subscriber's
+   way back to media (media-reset, a new transport, a first frame; target < 5 s).
 
 Bounded: fixed counts, fixed durations, hard time-outs. Settings (environment):
 BENCH_CLUSTER_ROOMS (10), _PER_ROOM (20), _RATE (200), _SECONDS (10), _MEETINGS (4), _SUBS (5).
@@ -26,6 +29,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,10 +41,11 @@ from tests.support.servers import ConferServer, Postgres, Redis
 
 from confer.sfu import adapter
 from confer.sfu.bots import Bot, encoded_video
-from confer.sfu.loadtest import process_cpu
+from confer.sfu.loadtest import process_cpu, send_feedback, until
 
 RESULTS = Path(__file__).parent / "results"
 PASSWORD = "Bench-pass-1"
+TARGET_FAILOVER_S = 5.0  # issue 13: media back within 5 s of a node's death
 
 
 def setting(name: str, default: int) -> int:
@@ -77,10 +82,11 @@ def cpu_of(pids: list[int]) -> dict[int, float]:
 
 
 class Cluster:
-    def __init__(self, n: int, pg: Postgres, redis: Redis, db: int) -> None:
-        name = f"cluster_{n}_{db}"
+    """Nodes sharing one database and Redis; `roles` gives each node's `--only` (None: all)."""
+
+    def __init__(self, roles: list[str | None], pg: Postgres, redis: Redis, db: int) -> None:
         self.env = {
-            "CONFER_DATABASE_URL": pg.create_database(name),
+            "CONFER_DATABASE_URL": pg.create_database(f"cluster_{db}"),
             "CONFER_REDIS_URL": redis.url.rsplit("/", 1)[0] + f"/{db}",
             "CONFER_SECRET_KEY": "bench-cluster-secret-shared-by-the-nodes-0123",
             "CONFER_SFU_ICE_ADDRESSES": "127.0.0.1",
@@ -88,9 +94,10 @@ class Cluster:
             "CONFER_AI_ENABLED": "false",
         }
         self.redis = redis
-        self.nodes = [
-            ConferServer(self.env, [] if i == 0 else ["--no-migrate"]).start() for i in range(n)
-        ]
+        self.nodes = []
+        for i, only in enumerate(roles):
+            args = (["--only", only] if only else []) + (["--no-migrate"] if i else [])
+            self.nodes.append(ConferServer(self.env, args).start())
 
     def pids(self) -> list[int]:
         pids = [p for n in self.nodes if n.proc for p in tree_pids(n.proc.pid)]
@@ -179,7 +186,7 @@ async def signaling(cluster: Cluster) -> dict[str, Any]:
         await asyncio.sleep(max(0.0, t0 + sent * interval - time.monotonic()))
     expected = sent * PER_ROOM
     with contextlib.suppress(TimeoutError):  # late deliveries count in the latency
-        await _until(lambda: len(latencies) >= expected, 20)
+        await until(lambda: len(latencies) >= expected, 20)
     after = cpu_of(pids)
     cpu = sum(after[p] - before.get(p, after[p]) for p in after)
     for r in readers:
@@ -208,6 +215,7 @@ class SignaledBot:
     def __init__(self, bot: Bot, url: str, meeting_id: int) -> None:
         self.bot, self.url, self.meeting_id = bot, url, meeting_id
         self.task: asyncio.Task[None] | None = None
+        self.resets = 0
 
     async def start(self) -> None:
         self.ws = await websockets.connect(self.url, max_size=None)
@@ -229,7 +237,13 @@ class SignaledBot:
             msg = json.loads(raw)
             if msg.get("from_user_id") not in (0, None):
                 continue
-            if msg["type"] == 2:
+            if msg["type"] == 32:  # media-reset: a new transport, offered afresh
+                self.resets += 1
+                old = self.bot
+                self.bot = Bot(old.name, old.publish, old.video)
+                await old.close()
+                await self._send(1, {"type": "offer", "sdp": await self.bot.offer()})
+            elif msg["type"] == 2:
                 self.bot.accept_answer(msg["payload"]["sdp"])
             elif msg["type"] == 1:
                 answer = await self.bot.answer(msg["payload"]["sdp"], first=False)
@@ -242,29 +256,44 @@ class SignaledBot:
         await self.bot.close()
 
 
-async def media(cluster: Cluster) -> dict[str, Any]:
-    nodes = cluster.nodes
+async def bots_in_meetings(
+    cluster: Cluster, sockets_on: list[ConferServer]
+) -> tuple[list[int], list[SignaledBot], list[SignaledBot], asyncio.Task[None]]:
+    """MEETINGS meetings of 1 publisher and SUBS subscribers, connected round-robin to
+    `sockets_on`, publishers first; returns once every subscriber has a first frame."""
     adapter.use_host_addresses(["127.0.0.1"])
     video = encoded_video()
-    async with httpx.AsyncClient(base_url=nodes[0].url, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=cluster.nodes[0].url, timeout=60) as http:
         meetings = [await meeting_of(http, 1 + SUBS, f"m{i}x") for i in range(MEETINGS)]
     pubs: list[SignaledBot] = []
     subs: list[SignaledBot] = []
     i = 0
     for mid, users in meetings:
         for j, u in enumerate(users):
-            node = nodes[i % len(nodes)]
+            node = sockets_on[i % len(sockets_on)]
             i += 1
             bot = Bot(f"bot-{u['user_id']}", j == 0, video if j == 0 else None)
             (pubs if j == 0 else subs).append(SignaledBot(bot, ws_url(node, u, mid, bot.name), mid))
-    feedback = asyncio.ensure_future(_feedback([s.bot for s in subs]))
+    feedback = asyncio.ensure_future(send_feedback(lambda: [s.bot for s in subs]))
+    for b in pubs:
+        await b.start()
+    await until(lambda: all(b.bot.stats.connected_at for b in pubs), 60)
+    for b in subs:
+        await b.start()
+    await until(lambda: all(b.bot.stats.first_frame is not None for b in subs), 90)
+    return [mid for mid, _ in meetings], pubs, subs, feedback
+
+
+async def close_bots(bots: list[SignaledBot], feedback: asyncio.Task[None]) -> None:
+    feedback.cancel()
+    for b in bots:
+        with contextlib.suppress(Exception):
+            await b.close()
+
+
+async def media(cluster: Cluster) -> dict[str, Any]:
+    meetings, pubs, subs, feedback = await bots_in_meetings(cluster, cluster.nodes)
     try:
-        for b in pubs:
-            await b.start()
-        await _until(lambda: all(b.bot.stats.connected_at for b in pubs), 60)
-        for b in subs:
-            await b.start()
-        await _until(lambda: all(b.bot.stats.first_frame is not None for b in subs), 90)
         await asyncio.sleep(5)
         pids = cluster.pids()
         before = [(b.bot.stats.packets, b.bot.stats.lost) for b in subs]
@@ -276,12 +305,9 @@ async def media(cluster: Cluster) -> dict[str, Any]:
         lost = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
         used = {p: cpu1[p] - cpu0.get(p, cpu1[p]) for p in cpu1}
         joins = sorted(b.bot.stats.first_frame or 0.0 for b in subs)
-        owners = {
-            (cluster_redis_get(cluster, f"confer:media:meeting:{mid}") or "?")
-            for mid, _ in meetings
-        }
+        owners = {cluster_redis_get(cluster, f"confer:media:meeting:{m}") for m in meetings}
         return {
-            "nodes": len(nodes),
+            "nodes": len(cluster.nodes),
             "meetings": MEETINGS,
             "subscribers_each": SUBS,
             "sfus_used": len(owners),
@@ -292,10 +318,42 @@ async def media(cluster: Cluster) -> dict[str, Any]:
             "busiest_process_pct_of_core": round(100 * max(used.values()) / window, 1),
         }
     finally:
-        feedback.cancel()
-        for b in pubs + subs:
-            with contextlib.suppress(Exception):
-                await b.close()
+        await close_bots(pubs + subs, feedback)
+
+
+async def failover(cluster: Cluster) -> dict[str, Any]:
+    """Sockets on the first (signaling) node, media on the two media-only nodes: SIGKILL the
+    media node holding the most meetings and time each subscriber's way back to media."""
+    meetings, pubs, subs, feedback = await bots_in_meetings(cluster, cluster.nodes[:1])
+    try:
+        owners = [cluster_redis_get(cluster, f"confer:media:meeting:{m}") for m in meetings]
+        victim_id = max(set(owners), key=owners.count)
+        victim = next(
+            n for n in cluster.nodes[1:] if n.proc is not None and f":{n.proc.pid}:" in victim_id
+        )
+        moved = [m for m, o in zip(meetings, owners, strict=True) if o == victim_id]
+        hit = [b for b in subs if b.meeting_id in moved]
+        assert victim.proc is not None
+        victim.proc.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+
+        def back(b: SignaledBot) -> float | None:
+            times = [st.first_frame_at for st in b.bot.stats.streams.values()]
+            if b.resets == 0 or len(times) < 2 or not all(times):
+                return None
+            return max(t for t in times if t is not None) - killed
+
+        await until(lambda: all(back(b) is not None for b in hit), 60)
+        times = sorted(back(b) or 0.0 for b in hit)
+        return {
+            "meetings_moved": len(moved),
+            "subscribers_moved": len(hit),
+            "media_back_p50_s": round(times[len(times) // 2], 2),
+            "media_back_max_s": round(times[-1], 2),
+            "untouched_meetings_reset": sum(b.resets for b in subs if b.meeting_id not in moved),
+        }
+    finally:
+        await close_bots(pubs + subs, feedback)
 
 
 def cluster_redis_get(cluster: Cluster, key: str) -> str | None:
@@ -305,26 +363,15 @@ def cluster_redis_get(cluster: Cluster, key: str) -> str | None:
     return raw.decode() if raw else None
 
 
-async def _feedback(bots: list[Bot]) -> None:
-    while True:
-        await asyncio.sleep(1.0)
-        for b in bots:
-            if b.transport is not None and b.stats.streams:
-                b.transport.send_rtcp(b.report())
-
-
-async def _until(cond: Any, limit: float) -> None:
-    deadline = time.monotonic() + limit
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the bots did not get going in time")
-        await asyncio.sleep(0.1)
-
-
 # -- report ------------------------------------------------------------------------------------
 
 
-def markdown(sig: list[dict[str, Any]], med: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+def markdown(
+    sig: list[dict[str, Any]],
+    med: list[dict[str, Any]],
+    lost: dict[str, Any],
+    meta: dict[str, Any],
+) -> str:
     lines = [
         f"# Cluster benchmark ({meta['at']})",
         "",
@@ -368,7 +415,26 @@ def markdown(sig: list[dict[str, Any]], med: list[dict[str, Any]], meta: dict[st
         "per packet sum every process on the machine that serves the load, so a cost the "
         "second node adds (the bus hop, Redis) shows in them.",
         "",
+        "## A media node killed (SIGKILL)",
+        "",
+        f"One signaling node holds every socket; {MEETINGS} meetings as above have their media "
+        "on two media-only nodes (`--only media`). The one holding more meetings is killed; "
+        "timed from the kill to each moved subscriber's first frame on both streams after its "
+        "`media-reset` (target: within 5 s).",
+        "",
     ]
+    if "error" in lost:
+        lines.append(f"Error: {lost['error']}")
+    else:
+        lines += [
+            "| meetings moved | subscribers moved | media back p50 | media back max | "
+            "resets of meetings not moved |",
+            "|---|---|---|---|---|",
+            f"| {lost['meetings_moved']} | {lost['subscribers_moved']} | "
+            f"{lost['media_back_p50_s']} s | {lost['media_back_max_s']} s | "
+            f"{lost['untouched_meetings_reset']} |",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -380,29 +446,40 @@ def main() -> int:
     }
     sig: list[dict[str, Any]] = []
     med: list[dict[str, Any]] = []
+    lost: dict[str, Any] = {}
     try:
-        for n, db in ((1, 11), (2, 12)):
-            cluster = Cluster(n, pg, redis, db)
+        for roles, db in (([None], 11), ([None, None], 12)):
+            cluster = Cluster(roles, pg, redis, db)
             try:
                 sig.append(asyncio.run(signaling(cluster)))
                 print(json.dumps(sig[-1]), flush=True)
                 try:
                     med.append(asyncio.run(media(cluster)))
                 except (TimeoutError, OSError) as exc:
-                    med.append({"nodes": n, "error": str(exc)})
+                    med.append({"nodes": len(roles), "error": str(exc)})
                 print(json.dumps(med[-1]), flush=True)
             finally:
                 cluster.stop()
+        cluster = Cluster(["user,meeting,signaling", "media", "media"], pg, redis, 13)
+        try:
+            lost = asyncio.run(failover(cluster))
+        except (TimeoutError, OSError) as exc:
+            lost = {"error": str(exc)}
+        finally:
+            cluster.stop()
+        print(json.dumps(lost), flush=True)
     finally:
         redis.stop()
         pg.stop()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cluster.json").write_text(
-        json.dumps({"meta": meta, "signaling": sig, "media": med}, indent=2) + "\n"
+        json.dumps({"meta": meta, "signaling": sig, "media": med, "failover": lost}, indent=2)
+        + "\n"
     )
-    (RESULTS / "cluster.md").write_text(markdown(sig, med, meta))
+    (RESULTS / "cluster.md").write_text(markdown(sig, med, lost, meta))
     complete = all(r["deliveries"] == r["expected"] for r in sig)
-    return 0 if complete and all("error" not in r for r in med) else 1
+    ok = complete and all("error" not in r for r in med) and "error" not in lost
+    return 0 if ok and lost.get("media_back_max_s", 99) < TARGET_FAILOVER_S else 1
 
 
 if __name__ == "__main__":

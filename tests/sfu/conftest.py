@@ -18,6 +18,7 @@ from tests.support.chromium import CHROMIUM, MEDIA_FLAGS, SHARED_PAGE_FLAGS
 from tests.support.servers import ROOT, free_port, stop, wait_for_port
 
 CHROMIUM_ARGS = [*MEDIA_FLAGS, *SHARED_PAGE_FLAGS]
+SPEC_CLIENT_JS = (Path(__file__).parent / "static" / "client.js").read_text()
 
 
 class Harness:
@@ -114,6 +115,15 @@ class Client:
 
     def audios(self) -> list[dict[str, Any]]:
         return [s for s in self.stats()["inbound"].values() if s["kind"] == "audio"]
+
+
+def spec_client(context: Any, origin: str, ws_url: str, meeting_id: int, **opts: Any) -> Client:
+    """A tab of `context` running static/client.js against a confer server's signaling."""
+    page = context.new_page()
+    page.goto(origin + "/health")  # a secure (loopback) origin for getUserMedia
+    page.add_script_tag(content=SPEC_CLIENT_JS)
+    page.evaluate("o => sfu.start(o)", {"url": ws_url, "meetingId": meeting_id, **opts})
+    return Client(page)
 
 
 @pytest.fixture

@@ -11,19 +11,16 @@ import json
 import signal
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from tests.sfu.conftest import Client, wait_until
+from tests.sfu.conftest import Client, spec_client, wait_until
 from tests.sfu.test_browser import decoding, hearing
 from tests.signaling.support import meeting, ws_url
 from tests.support.api import Api, User
 from tests.support.servers import ConferServer, Postgres, Redis, cluster_env
-
-CLIENT_JS = (Path(__file__).parent / "static" / "client.js").read_text()
 
 
 def owner_of(env: dict[str, str], meeting_id: int) -> str | None:
@@ -47,12 +44,7 @@ def join(browser: Any) -> Iterator[Callable[..., Client]]:
     def join_(server: ConferServer, user: User, meeting_id: int, peer: str) -> Client:
         ctx = browser.new_context()
         contexts.append(ctx)
-        page = ctx.new_page()
-        page.goto(server.url + "/health")  # a secure (loopback) origin for getUserMedia
-        page.add_script_tag(content=CLIENT_JS)
-        url = ws_url(server, user, meeting_id, peer)
-        page.evaluate("o => sfu.start(o)", {"url": url, "meetingId": meeting_id})
-        return Client(page)
+        return spec_client(ctx, server.url, ws_url(server, user, meeting_id, peer), meeting_id)
 
     yield join_
     for ctx in contexts:
@@ -145,12 +137,7 @@ def test_two_workers_of_one_server_are_two_nodes_of_one_meeting(
 
     def open_tab(user: User, peer: str) -> tuple[Any, Client]:
         ctx = browser.new_context()
-        page = ctx.new_page()
-        page.goto(server.url + "/health")
-        page.add_script_tag(content=CLIENT_JS)
-        url = ws_url(server, user, m.id, peer)
-        page.evaluate("o => sfu.start(o)", {"url": url, "meetingId": m.id})
-        return ctx, Client(page)
+        return ctx, spec_client(ctx, server.url, ws_url(server, user, m.id, peer), m.id)
 
     contexts = []
     try:

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.sfu.conftest import Client, wait_until
+from tests.sfu.conftest import Client, spec_client, wait_until
 from tests.sfu.test_browser import audio_received, decoding, hearing
 from tests.signaling.support import meeting, ws_url
 from tests.support.api import Api, User
 from tests.support.servers import ConferServer
-
-CLIENT_JS = (Path(__file__).parent / "static" / "client.js").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +38,9 @@ def join(browser: Any, confer: ConferServer) -> Iterator[Callable[..., Client]]:
     def join_(user: User, meeting_id: int, peer: str, **opts: Any) -> Client:
         ctx = browser.new_context()
         contexts.append(ctx)
-        page = ctx.new_page()
-        page.goto(confer.url + "/health")  # a secure (loopback) origin for getUserMedia
-        page.add_script_tag(content=CLIENT_JS)
-        url = ws_url(confer, user, meeting_id, peer)
-        page.evaluate("o => sfu.start(o)", {"url": url, "meetingId": meeting_id, **opts})
-        return Client(page)
+        return spec_client(
+            ctx, confer.url, ws_url(confer, user, meeting_id, peer), meeting_id, **opts
+        )
 
     yield join_
     for ctx in contexts:
@@ -132,15 +126,9 @@ def test_relay_only_clients_reach_the_sfu_through_coturn_with_the_join_apis_serv
         servers = [s for s in joined["ice_servers"] if s["urls"].startswith("turn:")]
         assert servers and servers[0]["username"] and servers[0]["credential"]
         ctx = browser.new_context()
-        page = ctx.new_page()
-        page.goto(server.url + "/health")
-        page.add_script_tag(content=CLIENT_JS)
-        page.evaluate(
-            "o => sfu.start(o)",
-            {"url": ws_url(server, user, m.id, f"relay{i}"), "meetingId": m.id,
-             "iceServers": servers, "relayOnly": True},
-        )  # fmt: skip
-        clients.append((user, Client(page), ctx))
+        url = ws_url(server, user, m.id, f"relay{i}")
+        c = spec_client(ctx, server.url, url, m.id, iceServers=servers, relayOnly=True)
+        clients.append((user, c, ctx))
     try:
         (host, a, _), (member, b, _) = clients
         wait_until(lambda: decoding(a, {member.user_id}) and decoding(b, {host.user_id}), 40)

@@ -185,8 +185,7 @@ class DistributedPlane:
     async def set_publish_allowed(
         self, meeting_id: int, user_id: int, media_type: str, allowed: bool
     ) -> None:
-        if media_type not in messages.MEDIA_TYPE_SOURCES:
-            raise ValidationFailed(f"unknown media type {media_type!r}")
+        messages.check_media_type(media_type)
         self.allowed.setdefault(meeting_id, {})[(user_id, media_type)] = allowed
         await self._call(meeting_id, allowed_request(meeting_id, user_id, media_type, allowed))
 

@@ -245,10 +245,11 @@ def _percentile(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def _feedback(bots: list[Bot]) -> None:
+async def send_feedback(bots: Callable[[], list[Bot]]) -> None:
+    """Receiver reports from subscribing bots once a second, as a browser sends them."""
     while True:
         await asyncio.sleep(1.0)
-        for b in bots:
+        for b in bots():
             if b.transport is not None and b.stats.streams:
                 b.transport.send_rtcp(b.report())
 
@@ -264,14 +265,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await target.start()
     pubs = [Bot(f"bot-{i + 1}", True, video) for i in range(args.publishers)]
     subs = [Bot(f"bot-{args.publishers + i + 1}", False) for i in range(args.subscribers)]
-    feedback = asyncio.ensure_future(_feedback(subs))
+    feedback = asyncio.ensure_future(send_feedback(lambda: subs))
     try:
         for b in pubs:
             await target.join(b)
-        await _until(lambda: all(b.stats.connected_at for b in pubs), 30)
+        await until(lambda: all(b.stats.connected_at for b in pubs), 30)
         for b in subs:
             await target.join(b)
-        await _until(lambda: all(b.stats.first_frame is not None for b in subs), 60)
+        await until(lambda: all(b.stats.first_frame is not None for b in subs), 60)
         await asyncio.sleep(args.warmup)
         pids = target.pids()
         before = [(b.stats.packets, b.stats.lost) for b in subs]
@@ -315,7 +316,7 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 3)
 
 
-async def _until(cond: Callable[[], bool], limit: float) -> None:
+async def until(cond: Callable[[], bool], limit: float) -> None:
     deadline = time.monotonic() + limit
     while not cond():
         if time.monotonic() > deadline:

@@ -34,3 +34,11 @@ MEDIA_TYPE_SOURCES = {
     "video": ("camera",),
     "screen": ("screen", "screen_audio"),
 }
+
+
+def check_media_type(media_type: str) -> None:
+    """What `set_publish_allowed` accepts: `audio`, `video` or `screen`."""
+    if media_type not in MEDIA_TYPE_SOURCES:
+        from confer.errors import ValidationFailed
+
+        raise ValidationFailed(f"unknown media type {media_type!r}")

@@ -169,8 +169,7 @@ class SfuPlane:
     async def set_publish_allowed(
         self, meeting_id: int, user_id: int, media_type: str, allowed: bool
     ) -> None:
-        if media_type not in messages.MEDIA_TYPE_SOURCES:
-            raise ValidationFailed(f"unknown media type {media_type!r}")
+        messages.check_media_type(media_type)
         self.disallowed.setdefault(meeting_id, {})[(user_id, media_type)] = allowed
         if self.captions is not None and media_type == "audio" and not allowed:
             self.captions.close_where(meeting_id, user_id)
