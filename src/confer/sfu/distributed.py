@@ -175,8 +175,7 @@ class DistributedPlane:
             self._forget(peer.meeting_id)
 
     async def peer_moved(self, peer: PeerRef) -> None:
-        """The peer's socket resumed here from a node that went away: messages for it were
-        lost with that node, and its media may have lived there. Start it afresh."""
+        """See `MediaPlane.peer_moved`: its transport, wherever it lives, is dropped."""
         await self._call(peer.meeting_id, {"op": "peer_left", "peer": asdict(peer)})
         self.peers.setdefault(peer.meeting_id, {})[(peer.user_id, peer.peer_id)] = peer
         if self.sink is not None:
@@ -214,17 +213,15 @@ class DistributedPlane:
         self.allowed.pop(meeting_id, None)
 
     async def _owner(self, meeting_id: int, *, instead_of: str = "") -> str:
-        placed = await self.placement.place(meeting_id, instead_of=instead_of)
-        if placed.node is None:
+        node = await self.placement.place(meeting_id, instead_of=instead_of)
+        if node is None:
             raise Unavailable("No media server has room for this meeting; try again shortly")
-        self.owners[meeting_id] = placed.node
+        self.owners[meeting_id] = node
         # What the host decided holds on the new owner before any media reaches it.
         for (user_id, media_type), allowed in list(self.allowed.get(meeting_id, {}).items()):
             with contextlib.suppress(AppError, Moved):
-                await self._send(
-                    placed.node, allowed_request(meeting_id, user_id, media_type, allowed)
-                )
-        return placed.node
+                await self._send(node, allowed_request(meeting_id, user_id, media_type, allowed))
+        return node
 
     async def _call(self, meeting_id: int, request: dict[str, Any], *, place: bool = False) -> None:
         """Run `request` on the meeting's owner. Only `handle` places an unplaced meeting; the

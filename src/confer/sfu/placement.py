@@ -14,8 +14,6 @@ placing the same meeting at the same instant agree on one owner:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import redis.asyncio as aioredis
 
 ALIVE = "confer:media:alive:"
@@ -26,7 +24,7 @@ MEETING_TTL_MS = 24 * 3600 * 1000  # a placement nobody released (a node lost mi
 _PLACE = """
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. owner) == 1 then
-  return {owner, ''}
+  return owner
 end
 local nodes = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 for i = 1, #nodes, 2 do
@@ -37,10 +35,10 @@ for i = 1, #nodes, 2 do
   elseif node ~= ARGV[2] and tonumber(nodes[i + 1]) < tonumber(capacity) then
     redis.call('SET', KEYS[1], node, 'PX', ARGV[3])
     redis.call('ZINCRBY', KEYS[2], 1, node)
-    return {node, owner or ''}
+    return node
   end
 end
-return {false, owner or ''}
+return false
 """
 
 _CLAIM = """
@@ -56,12 +54,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    node: str | None  # None: no live node has room
-    previous: str  # the owner it replaced ('' when the meeting was not placed)
 
 
 class Placement:
@@ -96,17 +88,14 @@ class Placement:
         raw = await self.redis.get(MEETING + str(meeting_id))
         return raw.decode() if raw else None
 
-    async def place(self, meeting_id: int, *, instead_of: str = "") -> Placed:
+    async def place(self, meeting_id: int, *, instead_of: str = "") -> str | None:
         """The meeting's owner, placing it when it has none (or only `instead_of`, a node
-        known to be dead, or one whose announcement expired)."""
-        node, previous = await self._place(
+        known to be dead, or one whose announcement expired); None when no node has room."""
+        node = await self._place(
             keys=[MEETING + str(meeting_id), LOAD],
             args=[ALIVE, instead_of, MEETING_TTL_MS],
         )
-        return Placed(
-            node.decode() if node else None,
-            previous.decode() if isinstance(previous, bytes) else str(previous or ""),
-        )
+        return node.decode() if node else None
 
     async def claim(self, meeting_id: int, node: str) -> str:
         """Take an unowned meeting for `node`; returns the owner (`node` unless another has it)."""

@@ -209,7 +209,7 @@ class Hub:
         """Register a new socket: resume its session if it names one of its own, else join."""
         room = await self.room(a.meeting_id, a)
         s = await self._resume(room, conn, a, peer_id, session_hint)
-        moved = False  # resumed from a process that held the socket until it went away
+        moved = False  # resumed from another process (see MediaPlane.peer_moved)
         if s is None:
             s = await self.cluster.claim(room, conn, a, peer_id, session_hint)
             moved = s is not None

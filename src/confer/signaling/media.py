@@ -50,9 +50,9 @@ class MediaPlane(Protocol):
         transport at once and renegotiate the others."""
 
     async def peer_moved(self, peer: PeerRef) -> None:
-        """The peer's session resumed on this process after the one holding its socket went
-        away: what the SFU sent it meanwhile is lost, so its media starts afresh
-        (`media-reset`)."""
+        """The peer's session resumed on this process, moved from another (which went away,
+        or whose socket to it dropped): what the SFU sent it meanwhile may be lost, so its
+        media starts afresh (`media-reset`)."""
 
     async def set_publish_allowed(
         self, meeting_id: int, user_id: int, media_type: str, allowed: bool
