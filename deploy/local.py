@@ -103,7 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", default=str(ROOT / "data" / "deploy"))
     parser.add_argument("--https-port", type=int, default=8443)
+    parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        help="added to every service's contract port (for a box where 8080-8083 are taken)",
+    )
     args = parser.parse_args(argv)
+    ports = {only: port + args.port_offset for only, port in PROCESSES.items()}
     run_dir = Path(args.dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     secret_file = run_dir / "secrets"
@@ -134,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             "CONFER_TURN_SECRET": turn_secret,
         }
         subprocess.run([*CONFER, "migrate"], env=env, check=True)
-        for only, port in PROCESSES.items():
+        for only, port in ports.items():
             log = open(run_dir / f"{only.replace(',', '+')}.log", "w")  # noqa: SIM115
             proc = subprocess.Popen(
                 [*CONFER, "serve", "--only", only, "--port", str(port), "--no-migrate"],
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_port(port, timeout=60, proc=proc)
         cert, key = self_signed(run_dir)
         upstreams = {
-            s: [f"127.0.0.1:{p}" for only, p in PROCESSES.items() if s in only.split(",")]
+            s: [f"127.0.0.1:{p}" for only, p in ports.items() if s in only.split(",")]
             for s in SERVICES
         }
         conf = nginx_conf(

@@ -4,14 +4,20 @@ in tests/web/test_gateway.py and the TURN test in tests/sfu/test_through_signali
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from deploy.local import HERE, PROCESSES, nginx_conf, render, self_signed
 
 from confer.config import SERVICES, Settings
+from tests.support.api import Api, ok
+from tests.support.servers import ROOT, free_port
 
 UNITS = HERE / "systemd"
 
@@ -85,3 +91,46 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
         if "confer" in line and "Failed to" not in line  # units it cannot find on this box
     ]
     assert not problems, check.stderr
+
+
+def test_make_deploy_local_serves_the_platform_behind_nginx_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    """`make deploy-local`'s runner: every part from Debian's packages, then Ctrl+C (SIGTERM)."""
+    https = free_port()
+    offset = free_port() - 8080  # four free-ish ports from there; checked by the start itself
+    args = ["--dir", str(tmp_path), "--https-port", str(https), "--port-offset", str(offset)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy.local", *args],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CONFER_")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "behind nginx at" in line:
+                break
+        assert "behind nginx at" in "".join(seen), "".join(seen)
+        base = f"https://127.0.0.1:{https}"
+        head = subprocess.run(
+            ["curl", "-sk", "--http2", "-I", base + "/"], capture_output=True, text=True
+        ).stdout
+        assert head.startswith("HTTP/2 200"), head
+        api = Api(base)
+        try:
+            user = api.register()  # the user service, through nginx
+            ok(api.post("/api/v1/meetings", user, json={"title": "one box"}), 201)  # meeting
+            ok(api.get("/api/v1/ai/status", user))  # media and AI
+        finally:
+            api.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    for port in (https, *(p + offset for p in PROCESSES.values())):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served"
