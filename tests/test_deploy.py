@@ -85,12 +85,7 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     )
-    problems = [
-        line
-        for line in check.stderr.splitlines()
-        if "confer" in line and "Failed to" not in line  # units it cannot find on this box
-    ]
-    assert not problems, check.stderr
+    assert check.returncode == 0 and not check.stderr.strip(), check.stderr  # warnings too
 
 
 def test_make_deploy_local_serves_the_platform_behind_nginx_and_stops_cleanly(
