@@ -5,6 +5,7 @@ in tests/web/test_gateway.py and the TURN test in tests/sfu/test_through_signali
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -50,9 +51,15 @@ def test_the_gateway_routes_every_service_and_only_from_its_own_headers() -> Non
     for service in SERVICES:
         assert f"upstream confer_{service} " in text
         assert f"proxy_pass http://confer_{service};" in text
-    # A client's own X-Forwarded-For is replaced, never appended to.
+    # A client's own X-Forwarded-For is replaced, never appended to...
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
     assert "$proxy_add_x_forwarded_for" not in text
+    # ...in every location too: one that sets a header of its own inherits none of them.
+    forwarding = ("Host", "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP")
+    for block in re.findall(r"location [^{]*\{[^}]*\}", text):
+        if "proxy_set_header" in block:
+            for header in forwarding:
+                assert f"proxy_set_header {header} " in block, (header, block)
 
 
 def test_the_one_box_deployment_runs_every_service_on_its_contract_port() -> None:
@@ -69,7 +76,10 @@ def test_every_setting_in_the_example_environment_is_one_confer_knows() -> None:
             key, _, value = line.partition("=")
             env[key] = value
     fields = {f"CONFER_{name.upper()}" for name in Settings.model_fields}
-    assert set(env) <= fields, set(env) - fields
+    cli = (ROOT / "src/confer/cli.py").read_text()  # --host, --port, --workers from the env
+    flags = set(re.findall(r'os\.environ(?:\.get\(|\[)"(CONFER_[A-Z_]+)"', cli))
+    assert "CONFER_HOST" in flags
+    assert set(env) <= fields | flags, set(env) - fields - flags
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
