@@ -27,8 +27,12 @@ async def test_messages_published_at_once_arrive_in_the_order_of_the_calls(
     try:
         await receiver.subscribe("ordered", keep)
         await asyncio.sleep(0.1)  # the subscription is in place
-        # As the SFU's messages for a peer are: each from a task of its own, started in order.
-        await asyncio.gather(*(sender.publish("ordered", {"n": n}) for n in range(2000)))
+        # As the SFU's messages for a peer are: each from a task of its own, started in order,
+        # some while an earlier batch is still on the wire.
+        first = asyncio.gather(*(sender.publish("ordered", {"n": n}) for n in range(1000)))
+        await asyncio.sleep(0)
+        second = asyncio.gather(*(sender.publish("ordered", {"n": n}) for n in range(1000, 2000)))
+        await asyncio.gather(first, second)
         await asyncio.wait_for(done.wait(), 10)
         assert got == list(range(2000))
     finally:

@@ -32,6 +32,7 @@ class RecordingSfu:
         self.calls: list[tuple[Any, ...]] = []
         self.peers: dict[int, dict[tuple[int, str], PeerRef]] = {}
         self.refuse: str | None = None
+        self.crash = False
         self.captions = None
 
     def attach(self, sink: Any) -> None:
@@ -40,6 +41,8 @@ class RecordingSfu:
     async def handle(self, peer: PeerRef, msg_type: int, payload: dict, *, can_publish: bool):
         if self.refuse:
             raise ValidationFailed(self.refuse)
+        if self.crash:
+            raise RuntimeError("a bug in the SFU")
         self.peers.setdefault(peer.meeting_id, {})[(peer.user_id, peer.peer_id)] = peer
         self.calls.append(("handle", peer.meeting_id, peer.user_id, msg_type, can_publish))
 
@@ -192,9 +195,13 @@ async def test_when_the_owner_is_gone_its_meetings_move_and_their_peers_reset(
     try:
         await media.stop()  # its subscription ends, as a killed process's does
         await edge.plane.watch()
+        assert edge.inbox.sent == []  # one reading without a subscriber is not yet death
+        await edge.plane.watch()
         assert spare.sfu is not None
         assert ("allowed", m, 5, "video", False) in spare.sfu.calls  # it holds on the new owner
         assert [(p.user_id, t) for p, t, _ in edge.inbox.sent] == [(5, messages.MEDIA_RESET)]
+        await edge.plane.watch()  # the new owner listens: nothing more happens
+        assert len(edge.inbox.sent) == 1
         await edge.plane.handle(peer(m, 5), messages.OFFER, {}, can_publish=True)
         assert spare.sfu.calls[-1] == ("handle", m, 5, messages.OFFER, True)
     finally:
@@ -209,3 +216,52 @@ async def test_a_full_cluster_refuses_a_new_meeting_with_503(cluster: list[Node]
     with pytest.raises(AppError) as refused:
         await edge.plane.handle(peer(next(MEETINGS), 6), messages.OFFER, {}, can_publish=True)
     assert refused.value.status == 503
+
+
+async def test_an_unexpected_failure_on_the_owner_is_answered_at_once_with_503(
+    cluster: list[Node],
+) -> None:
+    media, edge = cluster
+    assert media.sfu is not None
+    media.sfu.crash = True
+    with pytest.raises(AppError) as failed:
+        await asyncio.wait_for(
+            edge.plane.handle(peer(next(MEETINGS), 7), messages.OFFER, {}, can_publish=True), 5
+        )
+    assert failed.value.status == 503  # not the caller's 15 s time-out
+
+
+async def test_a_peer_that_moves_to_a_node_new_to_its_meeting_is_dropped_on_the_owner(
+    cluster: list[Node], redis_server: Redis
+) -> None:
+    media, edge = cluster
+    assert media.sfu is not None
+    m = next(MEETINGS)
+    await edge.plane.handle(peer(m, 8), messages.OFFER, {}, can_publish=True)
+    other = await Node(redis_server.url.rsplit("/", 1)[0] + "/10", None).start()
+    try:
+        await other.plane.peer_moved(peer(m, 8))  # it never forwarded for this meeting
+        assert media.sfu.calls[-1] == ("peer_left", m, 8)
+        assert [t for _, t, _ in other.inbox.sent] == [messages.MEDIA_RESET]
+    finally:
+        await other.stop()
+
+
+async def test_an_owner_whose_meeting_was_placed_elsewhere_gives_it_up(
+    cluster: list[Node],
+) -> None:
+    """A stall or a Redis blip can make others re-place a live node's meeting: its next
+    heartbeat sees it and resets its peers, so the meeting is never served twice."""
+    media, edge = cluster
+    assert media.sfu is not None
+    m = next(MEETINGS)
+    await edge.plane.handle(peer(m, 9), messages.OFFER, {}, can_publish=True)
+    await media.plane.placement.redis.set(f"confer:media:meeting:{m}", "another-node")
+    await media.plane._announce()
+    assert m not in media.plane.owned
+    assert media.sfu.calls[-1] == ("ended", m)
+    assert [(p.user_id, t) for p, t, _ in media.inbox.sent] == [(9, messages.MEDIA_RESET)]
+    # A call for it now names the new owner instead of being served here.
+    assert (await media.plane._serve({"op": "settings", "meeting_id": m})) == {
+        "moved": "another-node"
+    }

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,17 +126,19 @@ def test_every_contract_path_works_through_the_gateway(gateway: Gateway) -> None
 
 
 def test_the_gateway_limits_a_flood_of_logins_in_the_contracts_envelope(gateway: Gateway) -> None:
-    with httpx.Client(base_url=gateway.url, verify=False, timeout=20) as http:
-        statuses = []
-        for _ in range(60):
-            r = http.post("/api/v1/auth/login", json={"username": "nobody", "password": "x" * 8})
-            statuses.append(r.status_code)
-            if r.status_code == 429:
-                body = r.json()
-                assert body["code"] == 429 and body["error"]["type"] == "RateLimited"
-                break
-        assert statuses[-1] == 429, statuses
-        assert statuses[0] == 401  # the first ones reached the user service
+    """60 logins at once from one address: the first reach the user service (401), the rest
+    beyond nginx's burst are refused by nginx itself (429, the contract's envelope)."""
+    with httpx.Client(base_url=gateway.url, verify=False, timeout=30) as http:
+
+        def login(_: int) -> httpx.Response:
+            return http.post("/api/v1/auth/login", json={"username": "nobody", "password": "x" * 8})
+
+        with ThreadPoolExecutor(30) as pool:
+            answers = list(pool.map(login, range(60)))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+    refused = next(r for r in answers if r.status_code == 429).json()
+    assert refused["code"] == 429 and refused["error"]["type"] == "RateLimited"
 
 
 def _insecure() -> object:
@@ -211,7 +214,15 @@ def test_three_people_on_two_nodes_meet_through_nginx_and_survive_a_killed_node(
     victim.proc.wait(10)
     killed = time.monotonic()
     for c in people:
-        wait_for(lambda c=c: decoding_everyone(c, 2), timeout=30)
+        try:
+            # Generous for a loaded machine; the time it took is printed (and benchmarked).
+            wait_for(lambda c=c: decoding_everyone(c, 2), timeout=45)
+        except AssertionError:
+            survivor = next(n for n in gateway.nodes if n is not victim)
+            raise AssertionError(
+                f"{c.name} got no media back: {c.media_stats()}\n"
+                f"survivor's log:\n{survivor.log()[-6000:]}"
+            ) from None
     print(f"media back for all three {time.monotonic() - killed:.1f} s after SIGKILL")
     new_owner = gateway.redis().get(f"confer:media:meeting:{meeting_id}").decode()
     assert new_owner != owner

@@ -57,7 +57,10 @@ async def _to_room(ctx: object, event: dict[str, object]) -> None:
     from confer.signaling.protocol import message
 
     hub = ctx.extras.get("signaling")  # type: ignore[attr-defined]
-    if hub is None:
-        return
     meeting_id = int(event["meeting_id"])  # type: ignore[call-overload]
+    if hub is None:  # a media + AI process: the signaling processes hold the sockets
+        from confer.signaling.cluster import BusSink
+
+        await BusSink(ctx.bus).broadcast(meeting_id, CAPTION, caption_payload(event))  # type: ignore[attr-defined]
+        return
     await hub.to_room(meeting_id, message(CAPTION, meeting_id, caption_payload(event)))

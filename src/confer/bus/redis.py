@@ -62,10 +62,15 @@ class RedisBus(EventBus):
                     for channel, data, _ in batch:
                         pipe.publish(channel, data)
                     await pipe.execute()
-            except Exception as exc:
-                for *_, fut in batch:
+            except BaseException as exc:  # cancelled on close too: no publisher waits forever
+                pending, self._outbox = batch + self._outbox, []
+                for *_, fut in pending:
                     if not fut.done():
-                        fut.set_exception(exc)
+                        fut.set_exception(
+                            exc if isinstance(exc, Exception) else ConnectionError("bus closed")
+                        )
+                if not isinstance(exc, Exception):
+                    raise
                 continue
             for *_, fut in batch:
                 if not fut.done():

@@ -38,7 +38,7 @@ def install(app: Any) -> None:
             if "signaling" not in ctx.settings.services:
                 from confer.signaling.cluster import BusSink
 
-                plane.attach(BusSink(ctx.bus))  # no hub here to attach its own
+                plane.attach(BusSink(ctx.bus, ctx))  # no hub here to attach its own
         if plane is not None:
             from confer.sfu.messages import VIDEO_CONSTRAINTS
 

@@ -149,7 +149,7 @@ class CaptionRelay:
     @classmethod
     def for_sink(cls, sink: Any) -> CaptionRelay | None:
         """The relay for the hub behind `sink`, when this server runs an AI service."""
-        ctx = getattr(getattr(sink, "hub", None), "ctx", None)
+        ctx = getattr(sink, "ctx", None) or getattr(getattr(sink, "hub", None), "ctx", None)
         if ctx is None or not ctx.settings.ai_enabled or ctx.extras.get("ai") is None:
             return None
         return cls(ctx)

@@ -98,6 +98,8 @@ class DistributedPlane:
         self._ids = itertools.count(1)
         self._unsubscribe: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._watching = asyncio.Lock()
+        self._silent: dict[str, int] = {}  # owner -> readings in a row without a subscriber
 
     # -- lifecycle
 
@@ -123,6 +125,7 @@ class DistributedPlane:
         for unsubscribe in self._unsubscribe:
             with contextlib.suppress(Exception):
                 await unsubscribe()
+        self._fail_pending(lambda _node: True, "The media plane is shutting down")
         if self.local is not None:
             await self.local.close()
         await self.placement.close()
@@ -138,9 +141,21 @@ class DistributedPlane:
                 log.exception("media plane periodic job failed")
 
     async def _announce(self) -> None:
+        """Heartbeat; also renews this node's meetings and gives up any another node now holds
+        (re-placed while this one looked dead: a stall, a Redis blip), so none stays split."""
         assert self.local is not None
         load = sum(len(p) for p in self.local.peers.values())
         await self.placement.announce(self.node, load, self.capacity)
+        for meeting_id in await self.placement.keep(self.node, sorted(self.owned)):
+            if meeting_id not in self.owned:  # a heartbeat running alongside took care of it
+                continue
+            log.warning("meeting %s moved to another media node; resetting its peers", meeting_id)
+            self.owned.discard(meeting_id)
+            for peer in list(self.local.peers.get(meeting_id, {}).values()):
+                if self.sink is not None:
+                    with contextlib.suppress(Exception):
+                        await self.sink.send(peer, messages.MEDIA_RESET, {"reason": "node_lost"})
+            await self.local.meeting_ended(meeting_id)
 
     # -- MediaPlane
 
@@ -176,7 +191,8 @@ class DistributedPlane:
 
     async def peer_moved(self, peer: PeerRef) -> None:
         """See `MediaPlane.peer_moved`: its transport, wherever it lives, is dropped."""
-        await self._call(peer.meeting_id, {"op": "peer_left", "peer": asdict(peer)})
+        with contextlib.suppress(AppError):
+            await self._call(peer.meeting_id, {"op": "peer_left", "peer": asdict(peer)})
         self.peers.setdefault(peer.meeting_id, {})[(peer.user_id, peer.peer_id)] = peer
         if self.sink is not None:
             await self.sink.send(peer, messages.MEDIA_RESET, {"reason": "node_lost"})
@@ -219,18 +235,21 @@ class DistributedPlane:
         self.owners[meeting_id] = node
         # What the host decided holds on the new owner before any media reaches it.
         for (user_id, media_type), allowed in list(self.allowed.get(meeting_id, {}).items()):
-            with contextlib.suppress(AppError, Moved):
+            with contextlib.suppress(Exception):  # the next mute is sent again anyway
                 await self._send(node, allowed_request(meeting_id, user_id, media_type, allowed))
         return node
 
     async def _call(self, meeting_id: int, request: dict[str, Any], *, place: bool = False) -> None:
         """Run `request` on the meeting's owner. Only `handle` places an unplaced meeting; the
-        other calls concern media that does not exist until then."""
+        other calls concern media that does not exist until then (a node that forwarded
+        nothing for the meeting yet looks its owner up)."""
         for _ in range(3):
             owner = self.owners.get(meeting_id)
-            if owner is None:
-                if not place:
+            if owner is None and not place:
+                owner = await self.placement.owner(meeting_id)
+                if owner is None:
                     return
+            elif owner is None:
                 owner = await self._owner(meeting_id)
             try:
                 await self._send(owner, request)
@@ -273,7 +292,11 @@ class DistributedPlane:
         spawn(self._answer(body))
 
     async def _answer(self, body: dict[str, Any]) -> None:
-        reply = await self._serve(body)
+        try:
+            reply = await self._serve(body)
+        except Exception:  # the caller must hear back, not wait out its time-out
+            log.exception("media request %s failed", body.get("op"))
+            reply = {"error": error_body(Unavailable("The media server failed; try again"))}
         reply["rid"] = body.get("rid")
         with contextlib.suppress(Exception):
             await self.bus.publish(reply_topic(str(body.get("from"))), reply)
@@ -284,13 +307,21 @@ class DistributedPlane:
             return {"error": error_body(Unavailable("No media server runs on this node"))}
         try:
             op = request.get("op")
+            meeting_id = int(
+                request["peer"]["meeting_id"] if "peer" in request else request["meeting_id"]
+            )
+            if meeting_id not in self.owned:
+                # Only the owner acts on a meeting; a peer's first offer claims an unowned one.
+                if op == "handle":
+                    owner = await self.placement.claim(meeting_id, self.node)
+                else:
+                    owner = await self.placement.owner(meeting_id) or self.node
+                if owner != self.node:
+                    return {"moved": owner}
+                if op == "handle":
+                    self.owned.add(meeting_id)
             if op == "handle":
                 peer = PeerRef(**request["peer"])
-                if peer.meeting_id not in self.owned:
-                    owner = await self.placement.claim(peer.meeting_id, self.node)
-                    if owner != self.node:
-                        return {"moved": owner}
-                    self.owned.add(peer.meeting_id)
                 self._captions(peer.meeting_id, request)
                 await local.handle(
                     peer,
@@ -341,34 +372,51 @@ class DistributedPlane:
     # -- owners that die
 
     async def watch(self) -> None:
-        """Re-place the meetings whose owner stopped listening on the bus."""
-        remote = {o for o in self.owners.values() if o != self.node}
-        if not remote:
-            return
-        listening = await self.placement.listening([bus_channel(o) for o in remote])
-        for owner in remote:
-            if listening.get(bus_channel(owner), 0) == 0:
-                await self._owner_died(owner)
+        """Re-place the meetings whose owner stopped listening on the bus. Two readings in a
+        row (WATCH_EVERY apart) make it dead: a subscription that reconnects is gone for an
+        instant."""
+        async with self._watching:
+            remote = {o for o in self.owners.values() if o != self.node}
+            if not remote:
+                self._silent.clear()
+                return
+            listening = await self.placement.listening([bus_channel(o) for o in remote])
+            for owner in remote:
+                if listening.get(bus_channel(owner), 0) > 0:
+                    self._silent.pop(owner, None)
+                    continue
+                self._silent[owner] = self._silent.get(owner, 0) + 1
+                if self._silent[owner] >= 2:
+                    del self._silent[owner]
+                    await self._owner_died(owner)
+            for gone in set(self._silent) - remote:
+                del self._silent[gone]
+
+    def _fail_pending(self, which: Callable[[str], bool], why: str) -> None:
+        for rid, (node, fut) in list(self._pending.items()):
+            if which(node) and not fut.done():
+                fut.set_result({"error": error_body(Unavailable(why))})
+                self._pending.pop(rid, None)
 
     async def _owner_died(self, owner: str) -> None:
         log.warning("media node %s is gone; moving its meetings", owner)
         await self.placement.withdraw(owner)
-        for rid, (node, fut) in list(self._pending.items()):
-            if node == owner and not fut.done():
-                fut.set_result({"error": error_body(Unavailable("The media server was lost"))})
-                self._pending.pop(rid, None)
+        self._fail_pending(lambda node: node == owner, "The media server was lost")
         for meeting_id, node in list(self.owners.items()):
             if node != owner:
                 continue
-            del self.owners[meeting_id]
+            self.owners.pop(meeting_id, None)
             try:
                 await self._owner(meeting_id, instead_of=owner)
-            except AppError:
+            except Exception:  # no room anywhere, or Redis away: the next offer tries again
                 log.exception("meeting %s has no media server now", meeting_id)
-            for peer in list(self.peers.get(meeting_id, {}).values()):
-                if self.sink is not None:
-                    with contextlib.suppress(Exception):
-                        await self.sink.send(peer, messages.MEDIA_RESET, {"reason": "node_lost"})
+            finally:
+                for peer in list(self.peers.get(meeting_id, {}).values()):
+                    if self.sink is not None:
+                        with contextlib.suppress(Exception):
+                            await self.sink.send(
+                                peer, messages.MEDIA_RESET, {"reason": "node_lost"}
+                            )
 
 
 def bus_channel(node: str) -> str:

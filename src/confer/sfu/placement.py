@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 ALIVE = "confer:media:alive:"
 LOAD = "confer:media:load"
 MEETING = "confer:media:meeting:"
-MEETING_TTL_MS = 24 * 3600 * 1000  # a placement nobody released (a node lost mid-meeting) ends
+MEETING_TTL_MS = 60 * 1000  # renewed by the owner's heartbeat; one nobody renews lapses
 
 _PLACE = """
 local owner = redis.call('GET', KEYS[1])
@@ -50,6 +50,18 @@ end
 return owner
 """
 
+_KEEP = """
+local lost = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  else
+    table.insert(lost, i)
+  end
+end
+return lost
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -65,6 +77,7 @@ class Placement:
         self._place = self.redis.register_script(_PLACE)
         self._claim = self.redis.register_script(_CLAIM)
         self._release = self.redis.register_script(_RELEASE)
+        self._keep = self.redis.register_script(_KEEP)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -101,6 +114,15 @@ class Placement:
         """Take an unowned meeting for `node`; returns the owner (`node` unless another has it)."""
         owner = await self._claim(keys=[MEETING + str(meeting_id)], args=[node, MEETING_TTL_MS])
         return owner.decode() if isinstance(owner, bytes) else str(owner)
+
+    async def keep(self, node: str, meetings: list[int]) -> list[int]:
+        """Renew `node`'s placements; returns those another node holds now."""
+        if not meetings:
+            return []
+        lost = await self._keep(
+            keys=[MEETING + str(m) for m in meetings], args=[node, MEETING_TTL_MS]
+        )
+        return [meetings[int(i) - 1] for i in lost]
 
     async def release(self, meeting_id: int, node: str) -> None:
         """The owner's last peer left: the next join places the meeting afresh."""

@@ -121,6 +121,11 @@ class Cluster:
             for e in await presence.dead_entries(meeting_id):
                 if await presence.remove(meeting_id, e["session_id"], node=e["node"]):
                     await self.hub.announce_left(meeting_id, e, "disconnected")
+                    plane = self.hub.media  # its transport, if any, goes with it
+                    if plane is not None:
+                        ref = PeerRef(meeting_id, e["user_id"], e["session_id"], e["peer_id"])
+                        with contextlib.suppress(Exception):
+                            await plane.peer_left(ref)
 
 
 def _from_server(peer: PeerRef, msg_type: int, payload: dict[str, Any]) -> dict[str, Any]:
@@ -157,8 +162,9 @@ class BusSink:
     """How the media plane of a process without a hub (`--only media`) reaches sockets: every
     message goes on the bus to the processes that hold them."""
 
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventBus, ctx: Any = None) -> None:
         self.bus = bus
+        self.ctx = ctx  # what the captions relay beside the SFU needs (the AI service)
 
     async def send(self, peer: PeerRef, msg_type: int, payload: dict[str, Any]) -> None:
         body = {"k": "user", "u": peer.user_id, "p": peer.peer_id, "x": None, "n": ""}
