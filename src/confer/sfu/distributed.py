@@ -266,12 +266,16 @@ class DistributedPlane:
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending[rid] = (owner, fut)
             try:
-                await self.bus.publish(
-                    request_topic(owner), {**request, "rid": rid, "from": self.node}
-                )
-                reply = await asyncio.wait_for(fut, REQUEST_TIMEOUT)
+                async with asyncio.timeout(REQUEST_TIMEOUT):  # a stalled Redis included
+                    await self.bus.publish(
+                        request_topic(owner), {**request, "rid": rid, "from": self.node}
+                    )
+                    reply = await fut
             except TimeoutError as exc:
                 raise Unavailable("The media server did not answer") from exc
+            except Exception as exc:  # the bus itself (Redis unreachable)
+                log.warning("media request to %s not sent: %s", owner, exc)
+                raise Unavailable("The media server cannot be reached; try again") from exc
             finally:
                 self._pending.pop(rid, None)
         if "moved" in reply:
