@@ -11,7 +11,8 @@ itself flows from the browser straight to the owner's UDP address (its ICE candi
 A node that runs no SFU (`--only signaling`) forwards everything. Each node watches the owners
 of the meetings it forwards for: one whose bus subscription is gone (a killed process) has its
 meetings placed elsewhere, its pending calls fail at once, and the peers of those meetings get
-`media-reset` and reconnect their media to the new owner.
+`media-reset` and reconnect their media to the new owner. An owner that finds one of its
+meetings placed elsewhere (it looked dead during a stall) gives it up the same way.
 """
 
 from __future__ import annotations
