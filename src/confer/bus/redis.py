@@ -39,9 +39,11 @@ class RedisBus(EventBus):
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
+        # Closing talks to Redis too: a server that went away must not hold up a shutdown.
         with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
-        await self.redis.aclose()
+            await asyncio.wait_for(self._pubsub.aclose(), 5.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.redis.aclose(), 5.0)
         await super().close()
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
