@@ -54,13 +54,9 @@ async def _to_room(ctx: object, event: dict[str, object]) -> None:
     """Send a caption to every socket of its meeting as type 40 from the server; the hub
     carries it to sockets on other processes as it does its own broadcasts."""
     from confer.ai.messages import CAPTION, caption_payload
-    from confer.signaling.protocol import message
+    from confer.signaling.cluster import BusSink
 
     hub = ctx.extras.get("signaling")  # type: ignore[attr-defined]
-    meeting_id = int(event["meeting_id"])  # type: ignore[call-overload]
-    if hub is None:  # a media + AI process: the signaling processes hold the sockets
-        from confer.signaling.cluster import BusSink
-
-        await BusSink(ctx.bus).broadcast(meeting_id, CAPTION, caption_payload(event))  # type: ignore[attr-defined]
-        return
-    await hub.to_room(meeting_id, message(CAPTION, meeting_id, caption_payload(event)))
+    # Without a hub (a media + AI process) the signaling processes hold the sockets.
+    sink = hub.sink if hub is not None else BusSink(ctx.bus)  # type: ignore[attr-defined]
+    await sink.broadcast(int(event["meeting_id"]), CAPTION, caption_payload(event))  # type: ignore[call-overload]

@@ -29,6 +29,7 @@ from typing import Any
 
 from confer.bus import EventBus
 from confer.errors import AppError, Unavailable, ValidationFailed
+from confer.periodic import cancel, every
 from confer.sfu import messages
 from confer.sfu.background import spawn
 from confer.sfu.placement import Placement
@@ -111,15 +112,11 @@ class DistributedPlane:
                 await self.bus.subscribe(request_topic(self.node), self._on_request)
             )
             await self._announce()
-            self._tasks.append(asyncio.create_task(self._every(ANNOUNCE_EVERY, self._announce)))
-        self._tasks.append(asyncio.create_task(self._every(WATCH_EVERY, self.watch)))
+            self._tasks.append(asyncio.create_task(every(ANNOUNCE_EVERY, self._announce, log)))
+        self._tasks.append(asyncio.create_task(every(WATCH_EVERY, self.watch, log)))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel(self._tasks)
         if self.local is not None:
             with contextlib.suppress(Exception):
                 await self.placement.withdraw(self.node)
@@ -130,16 +127,6 @@ class DistributedPlane:
         if self.local is not None:
             await self.local.close()
         await self.placement.close()
-
-    async def _every(self, period: float, job: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await job()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("media plane periodic job failed")
 
     async def _announce(self) -> None:
         """Heartbeat; also renews this node's meetings and gives up any another node now holds

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from confer.bus.events import meeting_topic
 from confer.db.models import utcnow
+from confer.periodic import cancel, every
 from confer.signaling.cluster import Cluster, HubSink
 from confer.signaling.codec import Outbound
 from confer.signaling.connection import Connection
@@ -76,17 +77,13 @@ class Hub:
     async def start(self) -> None:
         await self.cluster.heartbeat()
         self._tasks = [
-            asyncio.create_task(self._every(1.0, self._sweep_idle), name="signaling-idle"),
-            asyncio.create_task(self._every(5.0, self._housekeeping), name="signaling-house"),
+            asyncio.create_task(every(1.0, self._sweep_idle, log), name="signaling-idle"),
+            asyncio.create_task(every(5.0, self._housekeeping, log), name="signaling-house"),
         ]
         _ = self.media
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel(self._tasks)
         closing = [
             c.close(CloseCode.GOING_AWAY, "Server shutting down")
             for _, c in self.rooms.connections()
@@ -106,16 +103,6 @@ class Hub:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _every(self, period: float, job: Any) -> None:
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await job()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("signaling periodic job failed")
 
     async def _sweep_idle(self) -> None:
         for _s, conn in self.rooms.idle(self.settings.ws_idle_timeout):
